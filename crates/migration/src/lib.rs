@@ -1,0 +1,30 @@
+//! The Custodia schema as an ordered list of sea-orm migrations.
+//!
+//! Each migration is one file named `mYYYYMMDD_NNNNNN_what.rs` that declares its own
+//! table and column idents, so an old migration never changes meaning when an
+//! entity in `store` changes later. Migrations are written against sea-query so the
+//! same file produces SQLite and PostgreSQL DDL, and each one runs in a transaction
+//! on both (SQLite DDL is transactional too), so a failed migration leaves nothing
+//! half-applied.
+//!
+//! Run them with `cargo xtask db up|down|status`; the server applies them at start
+//! on the embedded SQLite default.
+
+// `MigrationTrait` is declared with `&SchemaManager` (elided lifetime) behind
+// async-trait; implementations must match it exactly.
+#![allow(elided_lifetimes_in_paths)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_crypto_keys;
+
+/// Every migration, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_crypto_keys::Migration)]
+    }
+}

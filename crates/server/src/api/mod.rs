@@ -1,0 +1,39 @@
+//! The HTTP API as poem-openapi operations, one module per context.
+//!
+//! Conventions every operation follows are in `docs/api-conventions.md`: a stable
+//! lowerCamelCase `operationId`, one tag per context, problem+json errors declared
+//! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
+
+pub mod system;
+
+use poem_openapi::{ExtraHeader, OpenApiService, Tags};
+
+use crate::state::AppState;
+
+/// One tag per context.
+#[derive(Debug, Tags)]
+pub enum ApiTags {
+    /// Liveness and readiness probes.
+    System,
+}
+
+/// The API's title in the OpenAPI document.
+pub const TITLE: &str = "Custodia";
+
+/// Builds the OpenAPI service for `state`.
+#[must_use]
+pub fn service(state: &AppState) -> OpenApiService<system::SystemApi, ()> {
+    OpenApiService::new(
+        system::SystemApi::new(state.clone()),
+        TITLE,
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Custodia keeps clinical records, consent and privacy rights for care platforms. \
+         Errors are RFC 9457 problem+json; see docs/http-errors.md and docs/api-conventions.md.",
+    )
+    .extra_response_header::<String, _>(
+        ExtraHeader::new("X-Request-Id")
+            .description("The request's id; quote it to support. Present on every response."),
+    )
+}

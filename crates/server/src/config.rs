@@ -1,0 +1,159 @@
+//! Configuration: every setting from a flag or an environment variable (clap), so
+//! `custodia --help` lists them all. Secrets are never echoed by `--help` or logs.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use kernel::Sensitive;
+
+/// When to apply pending migrations at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateMode {
+    /// Apply them on the embedded SQLite default; on PostgreSQL, refuse to start
+    /// while any is pending (run `cargo xtask db up` as a deliberate step).
+    Auto,
+    /// Always apply them.
+    Always,
+    /// Never apply them; refuse to start while any is pending.
+    Never,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Custodia's settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "custodia",
+    version,
+    about = "Custodia: a privacy-first backend for care platforms."
+)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, env = "CUSTODIA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://<file>` (embedded, the default) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://custodia.db")]
+    pub database_url: String,
+
+    /// Most database connections in the pool.
+    #[arg(long, env = "CUSTODIA_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+
+    /// When to apply pending migrations at start.
+    #[arg(long, env = "CUSTODIA_MIGRATE", value_enum, default_value_t = MigrateMode::Auto)]
+    pub migrate: MigrateMode,
+
+    /// Folder for local state: the development master key when none is configured.
+    #[arg(long, env = "CUSTODIA_DATA_DIR", default_value = "custodia-data")]
+    pub data_dir: PathBuf,
+
+    /// Master key (base64 of 32 bytes) wrapping every organisation key. When absent,
+    /// a development key is generated into the data folder, with a loud warning.
+    #[arg(long, env = "CUSTODIA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<Sensitive<String>>,
+
+    /// How long an unwrapped data key stays cached, in seconds. Bounds how long a
+    /// key destroyed by another process stays usable here.
+    #[arg(long, env = "CUSTODIA_KEY_CACHE_TTL_SECONDS", default_value_t = 60)]
+    pub key_cache_ttl_seconds: u64,
+
+    /// PBKDF2-HMAC-SHA256 iterations for new password hashes. Below 600,000 is
+    /// refused unless `--insecure-fast-password-hashing` is set.
+    #[arg(long, env = "CUSTODIA_PASSWORD_ITERATIONS", default_value = "600000")]
+    pub password_iterations: NonZeroU32,
+
+    /// Allow password iteration counts below 600,000. For tests only: never in
+    /// production.
+    #[arg(long, env = "CUSTODIA_INSECURE_FAST_PASSWORD_HASHING")]
+    pub insecure_fast_password_hashing: bool,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "CUSTODIA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "CUSTODIA_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log line format.
+    #[arg(long, env = "CUSTODIA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `tracing` `EnvFilter` syntax (e.g. `info,server=debug`).
+    #[arg(long, env = "CUSTODIA_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// Parses settings from `args` (the first is the program name) and the
+    /// environment. Tests use it to build the real configuration the real way.
+    ///
+    /// # Errors
+    /// A clap error describing the bad setting.
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::try_parse_from(args)
+    }
+
+    /// Whether the database is the embedded SQLite.
+    #[must_use]
+    pub fn is_embedded_database(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_defaults_need_nothing() {
+        let config = Config::try_from_args(["custodia"]).expect("defaults parse");
+        assert!(config.is_embedded_database());
+        assert_eq!(config.password_iterations.get(), 600_000);
+        assert!(config.master_key.is_none());
+    }
+
+    #[test]
+    fn help_lists_every_setting() {
+        let help = Config::command().render_long_help().to_string();
+        for flag in [
+            "--listen",
+            "--database-url",
+            "--db-max-connections",
+            "--migrate",
+            "--data-dir",
+            "--master-key",
+            "--key-cache-ttl-seconds",
+            "--password-iterations",
+            "--insecure-fast-password-hashing",
+            "--max-body-bytes",
+            "--shutdown-grace-seconds",
+            "--log-format",
+            "--log",
+        ] {
+            assert!(help.contains(flag), "--help is missing {flag}");
+        }
+    }
+
+    #[test]
+    fn the_master_key_never_prints() {
+        let config =
+            Config::try_from_args(["custodia", "--master-key", "c2VjcmV0"]).expect("parses");
+        assert!(!format!("{config:?}").contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,21 @@
+//! Custodia's HTTP server: the only crate that knows HTTP, JSON DTOs and every
+//! adapter.
+//!
+//! - [`config`]: settings from flags and environment;
+//! - [`app`]: the composition root, serving and graceful shutdown;
+//! - [`edge`]: request ids, problem+json for every failure, security headers, access log;
+//! - [`problem`]: the RFC 9457 error shape;
+//! - [`api`]: the operations, one module per context;
+//! - [`telemetry`]: log set-up.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod edge;
+pub mod problem;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use app::{App, BoundApp, StartupError, openapi_document, shutdown_signal};
+pub use config::Config;

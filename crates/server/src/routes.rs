@@ -1,0 +1,393 @@
+//! The table of paths and methods the API serves, read from its own OpenAPI
+//! document, so a 405 can say which methods a path does accept (`Allow`) and a
+//! rejected request can be told which parameter or body field is at fault, by
+//! the name the spec gives it.
+
+use serde_json::{Map, Value};
+
+/// One path template (`/v1/clients/{client_id}`) split into segments.
+#[derive(Debug, Clone)]
+struct Route {
+    segments: Vec<Segment>,
+    methods: Vec<String>,
+    /// The top-level shape of each method's JSON request body, where it has one.
+    bodies: Vec<(String, BodySchema)>,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Literal(String),
+    /// A parameter, by its name in the template.
+    Param(String),
+}
+
+/// The JSON types a schema can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `string`.
+    String,
+    /// `integer`.
+    Integer,
+    /// `number`.
+    Number,
+    /// `boolean`.
+    Boolean,
+    /// `array`.
+    Array,
+    /// `object`.
+    Object,
+}
+
+impl JsonKind {
+    fn from_schema_type(name: &str) -> Option<Self> {
+        Some(match name {
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "number" => Self::Number,
+            "boolean" => Self::Boolean,
+            "array" => Self::Array,
+            "object" => Self::Object,
+            _ => return None,
+        })
+    }
+
+    /// Whether `value` is of this kind.
+    #[must_use]
+    pub fn admits(self, value: &Value) -> bool {
+        match self {
+            Self::String => value.is_string(),
+            Self::Integer => value.is_i64() || value.is_u64(),
+            Self::Number => value.is_number(),
+            Self::Boolean => value.is_boolean(),
+            Self::Array => value.is_array(),
+            Self::Object => value.is_object(),
+        }
+    }
+
+    /// The kind with its article, for a sentence: "an integer".
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::String => "a string",
+            Self::Integer => "an integer",
+            Self::Number => "a number",
+            Self::Boolean => "a boolean",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
+/// The top-level fields of an object body: which are required, and the kind of each.
+#[derive(Debug, Clone, Default)]
+struct BodySchema {
+    required: Vec<String>,
+    properties: Vec<(String, Option<JsonKind>)>,
+}
+
+/// What is wrong with a JSON body's top-level fields. Every name is one the spec
+/// declares, never one taken from the body, so it is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Required fields that are absent or null.
+    Missing(Vec<String>),
+    /// Fields present with a value of the wrong JSON type, with the kind expected.
+    WrongType(Vec<(String, JsonKind)>),
+}
+
+/// Paths and their methods.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Reads the `paths` of an OpenAPI document. Unparseable input gives an empty
+    /// table (no `Allow` headers, no names), never a panic.
+    #[must_use]
+    pub fn from_spec(spec: &str) -> Self {
+        let Ok(doc) = serde_json::from_str::<Value>(spec) else {
+            return Self::default();
+        };
+        let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+            return Self::default();
+        };
+        let schemas = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object);
+        let routes = paths
+            .iter()
+            .map(|(template, item)| {
+                let operations: Vec<(String, &Value)> = item
+                    .as_object()
+                    .map(|ops| {
+                        ops.iter()
+                            .filter(|(m, _)| {
+                                matches!(
+                                    m.as_str(),
+                                    "get"
+                                        | "put"
+                                        | "post"
+                                        | "delete"
+                                        | "patch"
+                                        | "head"
+                                        | "options"
+                                )
+                            })
+                            .map(|(m, op)| (m.to_ascii_uppercase(), op))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut methods: Vec<String> = operations.iter().map(|(m, _)| m.clone()).collect();
+                // poem answers HEAD wherever it answers GET.
+                if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+                    methods.push("HEAD".to_owned());
+                }
+                let bodies = operations
+                    .iter()
+                    .filter_map(|(m, op)| Some((m.clone(), body_schema(op, schemas)?)))
+                    .collect();
+                Route {
+                    segments: split(template)
+                        .map(
+                            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                                Some(name) => Segment::Param(name.to_owned()),
+                                None => Segment::Literal(s.to_owned()),
+                            },
+                        )
+                        .collect(),
+                    methods,
+                    bodies,
+                }
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The `Allow` value for a concrete path, if the path is one the API serves.
+    #[must_use]
+    pub fn allow(&self, path: &str) -> Option<String> {
+        self.route(path).map(|route| route.methods.join(", "))
+    }
+
+    /// The names of the path parameters of the template `path` matches, in the
+    /// order they appear in it. poem-openapi reports a malformed path parameter as
+    /// `param0`, `param1`, … in that order; these are the names clients know.
+    #[must_use]
+    pub fn path_params(&self, path: &str) -> Vec<&str> {
+        self.route(path)
+            .map(|route| {
+                route
+                    .segments
+                    .iter()
+                    .filter_map(|seg| match seg {
+                        Segment::Param(name) => Some(name.as_str()),
+                        Segment::Literal(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What is wrong with `body`'s top-level fields for `method` on `path`, judged
+    /// against the operation's request schema: required fields missing first, else
+    /// fields of the wrong type. `None` when the body is not a JSON object, the
+    /// operation has no JSON body, or no fault is found at this level.
+    #[must_use]
+    pub fn body_fault(&self, method: &str, path: &str, body: &[u8]) -> Option<BodyFault> {
+        let route = self.route(path)?;
+        let (_, schema) = route
+            .bodies
+            .iter()
+            .find(|(m, _)| m.eq_ignore_ascii_case(method))?;
+        let value = serde_json::from_slice::<Value>(body).ok()?;
+        let object = value.as_object()?;
+        let missing: Vec<String> = schema
+            .required
+            .iter()
+            .filter(|name| object.get(name.as_str()).is_none_or(Value::is_null))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Some(BodyFault::Missing(missing));
+        }
+        let wrong: Vec<(String, JsonKind)> = schema
+            .properties
+            .iter()
+            .filter_map(|(name, kind)| {
+                let kind = (*kind)?;
+                let value = object.get(name.as_str())?;
+                (!value.is_null() && !kind.admits(value)).then(|| (name.clone(), kind))
+            })
+            .collect();
+        (!wrong.is_empty()).then_some(BodyFault::WrongType(wrong))
+    }
+
+    /// The route whose template matches `path`; where several do, the one with the
+    /// most literal segments (as the router prefers `/things/search` over
+    /// `/things/{id}`).
+    fn route(&self, path: &str) -> Option<&Route> {
+        let parts: Vec<&str> = split(path).collect();
+        self.routes
+            .iter()
+            .filter(|route| {
+                route.segments.len() == parts.len()
+                    && route
+                        .segments
+                        .iter()
+                        .zip(&parts)
+                        .all(|(seg, part)| match seg {
+                            Segment::Literal(lit) => lit == part,
+                            Segment::Param(_) => !part.is_empty(),
+                        })
+            })
+            .max_by_key(|route| {
+                route
+                    .segments
+                    .iter()
+                    .filter(|seg| matches!(seg, Segment::Literal(_)))
+                    .count()
+            })
+    }
+}
+
+/// The top level of an operation's `application/json` request body schema.
+fn body_schema(operation: &Value, schemas: Option<&Map<String, Value>>) -> Option<BodySchema> {
+    let content = operation.pointer("/requestBody/content")?.as_object()?;
+    let (_, media) = content
+        .iter()
+        .find(|(media_type, _)| media_type.starts_with("application/json"))?;
+    let schema = resolve(media.get("schema")?, schemas)?;
+    let required = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, prop)| (name.clone(), resolve(prop, schemas).and_then(kind_of)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(BodySchema {
+        required,
+        properties,
+    })
+}
+
+/// `schema` with a `$ref` (or poem-openapi's `allOf: [{$ref}, …]` wrapper)
+/// followed to `components/schemas`.
+fn resolve<'a>(schema: &'a Value, schemas: Option<&'a Map<String, Value>>) -> Option<&'a Value> {
+    let reference = schema.get("$ref").or_else(|| {
+        schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .and_then(|all| all.first())
+            .and_then(|first| first.get("$ref"))
+    });
+    match reference {
+        Some(reference) => {
+            let name = reference.as_str()?.strip_prefix("#/components/schemas/")?;
+            schemas?.get(name)
+        }
+        None => Some(schema),
+    }
+}
+
+fn kind_of(schema: &Value) -> Option<JsonKind> {
+    JsonKind::from_schema_type(schema.get("type")?.as_str()?)
+}
+
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.trim_matches('/').split('/').filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_the_methods_of_the_matching_template() {
+        let table = RouteTable::from_spec(
+            r#"{"paths":{"/v1/things/{id}":{"get":{},"delete":{}},"/healthz":{"get":{}}}}"#,
+        );
+        assert_eq!(
+            table.allow("/v1/things/42").as_deref(),
+            Some("DELETE, GET, HEAD")
+        );
+        assert_eq!(table.allow("/healthz").as_deref(), Some("GET, HEAD"));
+        assert_eq!(table.allow("/v1/things"), None);
+        assert_eq!(RouteTable::from_spec("not json").allow("/healthz"), None);
+    }
+
+    #[test]
+    fn literal_segments_beat_parameters() {
+        let table = RouteTable::from_spec(
+            r#"{"paths":{"/v1/things/{id}":{"get":{}},"/v1/things/search":{"post":{}}}}"#,
+        );
+        assert_eq!(table.allow("/v1/things/search").as_deref(), Some("POST"));
+        assert_eq!(table.allow("/v1/things/7").as_deref(), Some("GET, HEAD"));
+    }
+
+    #[test]
+    fn path_parameters_are_named_in_template_order() {
+        let table = RouteTable::from_spec(
+            r#"{"paths":{"/v1/orgs/{org_id}/things/{thing_id}":{"get":{}}}}"#,
+        );
+        assert_eq!(
+            table.path_params("/v1/orgs/a/things/b"),
+            ["org_id", "thing_id"]
+        );
+        assert!(table.path_params("/v1/elsewhere").is_empty());
+    }
+
+    const SPEC: &str = r##"{
+        "paths": {"/v1/things": {"post": {"requestBody": {"content": {
+            "application/json; charset=utf-8": {"schema": {"$ref": "#/components/schemas/NewThing"}}
+        }}}}},
+        "components": {"schemas": {
+            "NewThing": {"type": "object", "required": ["name", "count"], "properties": {
+                "name": {"type": "string"},
+                "count": {"type": "integer", "format": "uint32"},
+                "kind": {"allOf": [{"$ref": "#/components/schemas/Kind"}, {"description": "d"}]},
+                "note": {"type": "string"}
+            }},
+            "Kind": {"type": "string", "enum": ["a", "b"]}
+        }}
+    }"##;
+
+    #[test]
+    fn body_faults_name_the_spec_fields_never_the_body() {
+        let table = RouteTable::from_spec(SPEC);
+        let fault = |body: &str| table.body_fault("POST", "/v1/things", body.as_bytes());
+        assert_eq!(
+            fault(r#"{"name":"x"}"#),
+            Some(BodyFault::Missing(vec!["count".to_owned()]))
+        );
+        assert_eq!(
+            fault(r#"{"name":null,"count":1}"#),
+            Some(BodyFault::Missing(vec!["name".to_owned()]))
+        );
+        assert_eq!(
+            fault(r#"{"name":"x","count":"F32.1","kind":3,"secret-key":1}"#),
+            Some(BodyFault::WrongType(vec![
+                ("count".to_owned(), JsonKind::Integer),
+                ("kind".to_owned(), JsonKind::String),
+            ]))
+        );
+        assert_eq!(fault(r#"{"name":"x","count":1,"note":null}"#), None);
+        assert_eq!(fault(r#"{"name":"#), None);
+        assert_eq!(fault("[]"), None);
+        assert_eq!(table.body_fault("PUT", "/v1/things", br#"{}"#), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! [`AppState`]: the adapters and services the composition root built, shared by
+//! every operation. Cheap to clone.
+
+use std::sync::Arc;
+
+use crypto::Keyring;
+use kernel::Clock;
+use store::Database;
+
+/// What operations are given to work with.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    database: Database,
+    keyring: Keyring,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("database", &self.inner.database.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Bundles the built services.
+    #[must_use]
+    pub fn new(database: Database, keyring: Keyring, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                database,
+                keyring,
+                clock,
+            }),
+        }
+    }
+
+    /// The database pool.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        &self.inner.database
+    }
+
+    /// The key hierarchy and field encryption.
+    #[must_use]
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+}

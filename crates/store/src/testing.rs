@@ -1,0 +1,178 @@
+//! Fresh databases for tests: a temporary SQLite file, or a freshly created
+//! PostgreSQL database (when `CUSTODIA_TEST_POSTGRES_URL` names a server) that is
+//! dropped afterwards, even when the test panics.
+
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use crate::{Database, DatabaseOptions};
+
+/// The environment variable naming the PostgreSQL server for tests, as a URL to a
+/// database the tests may connect to in order to create and drop their own.
+pub const POSTGRES_URL_VAR: &str = "CUSTODIA_TEST_POSTGRES_URL";
+
+/// A database that exists for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    database: Database,
+    url: String,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Sqlite(#[allow(dead_code, reason = "held until drop")] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+    Done,
+}
+
+impl TestDatabase {
+    /// A new SQLite file in a temporary folder.
+    ///
+    /// # Panics
+    /// When the folder or database cannot be created: the test cannot run.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("custodia.db").display());
+        let database = Database::connect(&url, &DatabaseOptions::default())
+            .await
+            .expect("a temporary SQLite database");
+        Self {
+            database,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A new PostgreSQL database, or `None` when [`POSTGRES_URL_VAR`] is unset.
+    ///
+    /// # Panics
+    /// When the variable is set but the server cannot be used: a silently skipped
+    /// PostgreSQL leg would hide failures.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
+        let name = format!("custodia_test_{}", Uuid::now_v7().simple());
+        let admin = Database::connect(
+            &admin_url,
+            &DatabaseOptions {
+                max_connections: 1,
+                ..DatabaseOptions::default()
+            },
+        )
+        .await
+        .expect("CUSTODIA_TEST_POSTGRES_URL is set but PostgreSQL is unreachable");
+        admin
+            .connection()
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a fresh PostgreSQL database");
+        admin.close().await;
+        let url = with_database(&admin_url, &name);
+        let database = Database::connect(&url, &DatabaseOptions::default())
+            .await
+            .expect("the fresh PostgreSQL database");
+        Some(Self {
+            database,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// The open database.
+    #[must_use]
+    pub const fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Its URL, to hand to a server under test.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes the pool and removes the database now.
+    pub async fn drop(mut self) {
+        self.database.clone().close().await;
+        if let Cleanup::Postgres { admin_url, name } =
+            std::mem::replace(&mut self.cleanup, Cleanup::Done)
+        {
+            drop_postgres(&admin_url, &name).await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } =
+            std::mem::replace(&mut self.cleanup, Cleanup::Done)
+        {
+            // Drop may run inside a runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_postgres(&admin_url, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    if let Ok(admin) = Database::connect(
+        admin_url,
+        &DatabaseOptions {
+            max_connections: 1,
+            ..DatabaseOptions::default()
+        },
+    )
+    .await
+    {
+        // FORCE ends connections a test left open (PostgreSQL 13+).
+        let _ = admin
+            .connection()
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+        admin.close().await;
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+#[must_use]
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_replaced() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! System tests over HTTP, compiled into one binary. Each test starts the real
+//! server on port 0 with a fresh database, on SQLite and on PostgreSQL.
+
+mod edge;
+mod system;

@@ -1,0 +1,92 @@
+//! `cargo xtask`: the project's automation, in Rust.
+//!
+//! - `openapi [--check]`: write `docs/openapi.json` from the code, or fail when the
+//!   committed file differs;
+//! - `tidy`: the dependency rules of DESIGN.md, `//!` module docs, compliance rows;
+//! - `db up|down|status`: migrations on `DATABASE_URL`;
+//! - `seed --size N`: realistic demo data.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool"
+)]
+
+mod db;
+mod openapi;
+mod seed;
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Custodia's project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write docs/openapi.json from the code.
+    Openapi {
+        /// Fail if the committed document differs from the code instead of writing it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check the dependency rules, module docs and compliance rows.
+    Tidy,
+    /// Apply, roll back or list migrations.
+    Db {
+        #[command(subcommand)]
+        action: db::Action,
+        /// The database.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "sqlite://custodia.db",
+            global = true
+        )]
+        database_url: String,
+    },
+    /// Fill a database with realistic demo data.
+    Seed(seed::Args),
+}
+
+/// The workspace root (the folder above `xtask/`).
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or(manifest.clone(), std::path::Path::to_path_buf)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("xtask: cannot start a runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Openapi { check } => runtime.block_on(openapi::run(check)),
+        Command::Tidy => tidy::run(&workspace_root()).map(|()| println!("tidy: all checks pass")),
+        Command::Db {
+            action,
+            database_url,
+        } => runtime.block_on(db::run(action, &database_url)),
+        Command::Seed(args) => runtime.block_on(seed::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use store::testing::TestDatabase;
 use tokio::sync::oneshot;
 
+/// The password [`TestApp::signed_in_provider`] uses.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -28,6 +31,7 @@ pub struct TestApp {
     pub base_url: String,
     /// A client without default headers or redirects.
     pub client: reqwest::Client,
+    state: server::state::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Dropped after the server: the database outlives its users.
@@ -68,12 +72,9 @@ impl TestApp {
             "65536",
         ])
         .expect("a valid test configuration");
-        let bound = server::App::build(config)
-            .await
-            .expect("the app builds")
-            .bind()
-            .await
-            .expect("the app binds");
+        let app = server::App::build(config).await.expect("the app builds");
+        let state = app.state().clone();
+        let bound = app.bind().await.expect("the app binds");
         let addr = bound.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(bound.run_until(async move {
@@ -87,6 +88,7 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a client"),
+            state,
             shutdown: Some(tx),
             server: Some(server),
             database: Some(database),
@@ -110,6 +112,73 @@ impl TestApp {
             .send()
             .await
             .expect("the server answers")
+    }
+
+    /// How many rows `table` holds.
+    pub async fn count_rows(&self, table: &str) -> u64 {
+        store::testing::count_rows(self.state.database(), table).await
+    }
+
+    /// The email-verification token last queued in the outbox for `user_id`, as the
+    /// email would carry it.
+    ///
+    /// # Panics
+    /// When there is none.
+    pub async fn verification_token(&self, user_id: &str) -> String {
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        store::OutboxNotifier::new(self.state.database().clone(), self.state.keyring().clone())
+            .latest_secret(user, "verify_email")
+            .await
+            .expect("the outbox is readable")
+            .expect("a verification notice was queued")
+            .into_inner()
+    }
+
+    /// Signs up a provider with `email` (and a new practice), verifies the email,
+    /// signs in, and returns the bearer token.
+    ///
+    /// # Panics
+    /// When any step fails.
+    pub async fn signed_in_provider(&self, email: &str) -> String {
+        let body = serde_json::json!({
+            "name": "Test Provider",
+            "email": email,
+            "profession": "Physiotherapist",
+            "organisation_name": "Test Practice",
+            "phone": "+15555550100",
+            "password": TEST_PASSWORD,
+            "region": "us",
+        });
+        let resp = self
+            .client
+            .post(self.url("/v1/practices"))
+            .json(&body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201, "sign-up");
+        let created: serde_json::Value = resp.json().await.expect("JSON");
+        let token = self
+            .verification_token(created["user"]["id"].as_str().expect("id"))
+            .await;
+        let resp = self
+            .client
+            .post(self.url("/v1/email-verifications"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 204, "verification");
+        let resp = self
+            .client
+            .post(self.url("/v1/sessions"))
+            .json(&serde_json::json!({ "email": email, "password": TEST_PASSWORD }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201, "sign-in");
+        let session: serde_json::Value = resp.json().await.expect("JSON");
+        session["token"].as_str().expect("a token").to_owned()
     }
 
     /// Stops the server gracefully and removes its database.

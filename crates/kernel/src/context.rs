@@ -68,18 +68,86 @@ impl fmt::Display for Role {
     }
 }
 
+/// The roles one person holds in one practice (a practice owner is often both
+/// `org_admin` and `provider`). A small copyable set.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RoleSet(u8);
+
+impl RoleSet {
+    /// No role.
+    pub const EMPTY: Self = Self(0);
+
+    const fn bit(role: Role) -> u8 {
+        1 << (role as u8)
+    }
+
+    /// The set holding only `role`.
+    #[must_use]
+    pub const fn only(role: Role) -> Self {
+        Self(Self::bit(role))
+    }
+
+    /// This set with `role` added.
+    #[must_use]
+    pub const fn with(self, role: Role) -> Self {
+        Self(self.0 | Self::bit(role))
+    }
+
+    /// Whether `role` is held.
+    #[must_use]
+    pub const fn contains(self, role: Role) -> bool {
+        self.0 & Self::bit(role) != 0
+    }
+
+    /// Whether any of `roles` is held.
+    #[must_use]
+    pub fn contains_any(self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.contains(*r))
+    }
+
+    /// Whether no role is held.
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The roles held, in [`Role::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Role> {
+        Role::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+}
+
+impl FromIterator<Role> for RoleSet {
+    fn from_iter<I: IntoIterator<Item = Role>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::EMPTY, Self::with)
+    }
+}
+
+impl fmt::Debug for RoleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for RoleSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
 /// Who is acting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Actor {
     /// Nobody has signed in. Only public operations accept this actor.
     Anonymous,
-    /// A signed-in person acting with one role in the context's organisation.
+    /// A signed-in person (or an API key acting for the practice) with their roles
+    /// in the context's organisation.
     Member {
-        /// The person.
+        /// The person (for an API key, the person who created it).
         user: UserId,
-        /// The role they act in.
-        role: Role,
+        /// The roles they act with.
+        roles: RoleSet,
     },
     /// The platform operator: runs the service, is a member of no practice.
     PlatformOperator {
@@ -103,24 +171,32 @@ impl Actor {
         }
     }
 
-    /// The role acted in, for members.
+    /// The roles acted with (empty for non-members).
     #[must_use]
-    pub const fn role(&self) -> Option<Role> {
+    pub const fn roles(&self) -> RoleSet {
         match self {
-            Self::Member { role, .. } => Some(*role),
-            _ => None,
+            Self::Member { roles, .. } => *roles,
+            _ => RoleSet::EMPTY,
         }
+    }
+
+    /// Whether the actor is a member holding `role`.
+    #[must_use]
+    pub const fn has_role(&self, role: Role) -> bool {
+        self.roles().contains(role)
     }
 }
 
 /// The longest user agent kept; longer ones are cut (on a character boundary).
 pub const MAX_USER_AGENT_LEN: usize = 256;
 
-/// Where a request came from: its client address and user agent (C7).
+/// Where a request came from: its client address, user agent and, at most, a
+/// country (C7: coarse location only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClientInfo {
     address: Option<IpAddr>,
     user_agent: Option<String>,
+    country: Option<String>,
 }
 
 impl ClientInfo {
@@ -143,7 +219,26 @@ impl ClientInfo {
         Self {
             address,
             user_agent,
+            country: None,
         }
+    }
+
+    /// The same, with a country taken from a trusted proxy header. Only an ISO
+    /// 3166-1 alpha-2 code is kept (upper-cased); anything else is dropped, so no
+    /// finer location can ever be stored.
+    #[must_use]
+    pub fn with_country(mut self, code: Option<&str>) -> Self {
+        self.country = code
+            .map(str::trim)
+            .filter(|c| c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
+            .map(str::to_ascii_uppercase);
+        self
+    }
+
+    /// The client's country, if a trusted header gave one.
+    #[must_use]
+    pub fn country(&self) -> Option<&str> {
+        self.country.as_deref()
     }
 
     /// The client's address.
@@ -266,6 +361,30 @@ mod tests {
         assert!(ua.len() <= MAX_USER_AGENT_LEN);
         assert!(!ua.contains('\n'));
         assert!(ua.starts_with("evilagent"));
+    }
+
+    #[test]
+    fn role_sets_hold_exactly_what_was_added() {
+        let set: RoleSet = [Role::Provider, Role::OrgAdmin].into_iter().collect();
+        assert!(set.contains(Role::Provider) && set.contains(Role::OrgAdmin));
+        assert!(!set.contains(Role::Client));
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Role::OrgAdmin, Role::Provider]
+        );
+        assert_eq!(format!("{set:?}"), "{OrgAdmin, Provider}");
+        assert!(RoleSet::EMPTY.is_empty());
+    }
+
+    #[test]
+    fn only_a_country_code_is_kept() {
+        let info = ClientInfo::new(None, None);
+        assert_eq!(info.clone().with_country(Some("de")).country(), Some("DE"));
+        assert_eq!(
+            info.clone().with_country(Some("Berlin, DE")).country(),
+            None
+        );
+        assert_eq!(info.with_country(Some("52.52,13.40")).country(), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod vocabulary;
 pub use audit::{AuditAction, AuditError, AuditEvent, AuditOutcome, AuditReceipt, AuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consent::{ConsentDecision, ConsentDenial, ConsentError, ConsentGate, ConsentQuery};
-pub use context::{Actor, ClientInfo, RequestContext, Role};
+pub use context::{Actor, ClientInfo, RequestContext, Role, RoleSet};
 pub use id::{OrganisationId, RequestId, SubjectId, UserId};
 pub use personal_data::PersonalData;
 pub use sensitive::Sensitive;

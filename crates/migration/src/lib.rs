@@ -17,6 +17,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_crypto_keys;
+mod m20261122_000002_identity;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -25,6 +26,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_crypto_keys::Migration)]
+        vec![
+            Box::new(m20261122_000001_crypto_keys::Migration),
+            Box::new(m20261122_000002_identity::Migration),
+        ]
     }
 }

@@ -8,12 +8,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use crypto::{Keyring, KeyringConfig, MasterKey};
+use identity::{IdentityConfig, IdentityPorts, IdentityService};
 use kernel::{Clock, SystemClock};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
-use store::{Database, DatabaseOptions, SeaOrmKeyStore};
+use store::{
+    Database, DatabaseOptions, OutboxNotifier, SeaOrmIdentityRepository, SeaOrmKeyStore,
+    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+};
 
 use crate::config::{Config, MigrateMode};
 use crate::edge::Edge;
@@ -73,22 +78,24 @@ impl App {
         migrate(&database, &config).await?;
 
         let master = master_key(&config)?;
-        // Validate the password policy at start, so a bad setting fails loudly now.
-        crypto::PasswordHasher::new(crypto::password::PasswordConfig {
+        let passwords = crypto::PasswordHasher::new(crypto::password::PasswordConfig {
             iterations: config.password_iterations.get(),
             allow_insecure_for_tests: config.insecure_fast_password_hashing,
         })
         .map_err(|err| StartupError::Config(err.to_string()))?;
-        let keyring = Keyring::with_config(
+        let identity_config = IdentityConfig {
+            idle_timeout: TimeDelta::minutes(i64::from(config.session_idle_minutes)),
+            absolute_lifetime: TimeDelta::hours(i64::from(config.session_lifetime_hours)),
+            ..IdentityConfig::default()
+        };
+        let state = compose(
+            database,
             master,
-            Arc::new(SeaOrmKeyStore::new(database.clone())),
-            clock.clone(),
-            KeyringConfig {
-                cache_ttl: Duration::from_secs(config.key_cache_ttl_seconds),
-                ..KeyringConfig::default()
-            },
+            passwords,
+            identity_config,
+            Duration::from_secs(config.key_cache_ttl_seconds),
+            clock,
         );
-        let state = AppState::new(database, keyring, clock);
         Ok(Self { state, config })
     }
 
@@ -151,7 +158,11 @@ impl BoundApp {
     /// An I/O error from the listener.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
         let grace = Duration::from_secs(self.app.config.shutdown_grace_seconds);
-        let endpoint = endpoint(&self.app.state, self.app.config.max_body_bytes);
+        let endpoint = endpoint(
+            &self.app.state,
+            self.app.config.max_body_bytes,
+            self.app.config.country_header.as_deref(),
+        );
         tracing::info!(addr = %self.local_addr, database = self.app.state.database().backend().as_str(), "serving");
         let result = serve(self.acceptor, endpoint, shutdown, grace).await;
         self.app.state.database().clone().close().await;
@@ -180,7 +191,11 @@ where
 }
 
 /// The whole HTTP surface: the API, its spec, Swagger UI, behind the edge.
-pub fn endpoint(state: &AppState, max_body_bytes: usize) -> impl poem::Endpoint + 'static {
+pub fn endpoint(
+    state: &AppState,
+    max_body_bytes: usize,
+    country_header: Option<&str>,
+) -> impl poem::Endpoint + 'static {
     let api = crate::api::service(state);
     let spec = api.spec();
     let routes = RouteTable::from_spec(&spec);
@@ -190,8 +205,47 @@ pub fn endpoint(state: &AppState, max_body_bytes: usize) -> impl poem::Endpoint 
         .at("/openapi.json", spec_endpoint)
         .nest("/docs", swagger)
         .nest("/", api)
+        .data(state.clone())
         .with(CatchPanic::new())
-        .with(Edge::new(routes, max_body_bytes))
+        .with(Edge::new(routes, max_body_bytes).with_country_header(country_header))
+}
+
+/// Builds every adapter on `database` and hands them to the services.
+fn compose(
+    database: Database,
+    master: MasterKey,
+    passwords: crypto::PasswordHasher,
+    identity_config: IdentityConfig,
+    key_cache_ttl: Duration,
+    clock: Arc<dyn Clock>,
+) -> AppState {
+    let blind_index = crypto::BlindIndexer::new(&master);
+    let keyring = Keyring::with_config(
+        master,
+        Arc::new(SeaOrmKeyStore::new(database.clone())),
+        clock.clone(),
+        KeyringConfig {
+            cache_ttl: key_cache_ttl,
+            ..KeyringConfig::default()
+        },
+    );
+    let identity = IdentityService::new(
+        IdentityPorts {
+            repository: Arc::new(SeaOrmIdentityRepository::new(
+                database.clone(),
+                keyring.clone(),
+                blind_index,
+            )),
+            sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
+            events: Arc::new(SeaOrmSecurityEventLog::new(database.clone())),
+            notifier: Arc::new(OutboxNotifier::new(database.clone(), keyring.clone())),
+            clock: clock.clone(),
+        },
+        keyring.clone(),
+        passwords,
+        identity_config,
+    );
+    AppState::new(database, keyring, identity, clock)
 }
 
 async fn migrate(database: &Database, config: &Config) -> Result<(), StartupError> {
@@ -293,13 +347,16 @@ pub async fn shutdown_signal() {
 /// When even the in-memory database cannot be opened.
 pub async fn openapi_document() -> Result<String, StartupError> {
     let database = Database::connect("sqlite::memory:", &DatabaseOptions::default()).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let master = MasterKey::generate().map_err(|e| StartupError::MasterKey(e.to_string()))?;
-    let keyring = Keyring::new(
+    let passwords = crypto::PasswordHasher::new(crypto::password::PasswordConfig::default())
+        .map_err(|e| StartupError::Config(e.to_string()))?;
+    let state = compose(
+        database,
         master,
-        Arc::new(SeaOrmKeyStore::new(database.clone())),
-        clock.clone(),
+        passwords,
+        IdentityConfig::default(),
+        Duration::from_secs(60),
+        Arc::new(SystemClock),
     );
-    let state = AppState::new(database, keyring, clock);
     Ok(crate::api::service(&state).spec())
 }

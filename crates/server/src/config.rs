@@ -77,6 +77,20 @@ pub struct Config {
     #[arg(long, env = "CUSTODIA_INSECURE_FAST_PASSWORD_HASHING")]
     pub insecure_fast_password_hashing: bool,
 
+    /// Minutes a session may go unused before it ends.
+    #[arg(long, env = "CUSTODIA_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u32,
+
+    /// Hours a session lasts after sign-in, used or not.
+    #[arg(long, env = "CUSTODIA_SESSION_LIFETIME_HOURS", default_value_t = 12)]
+    pub session_lifetime_hours: u32,
+
+    /// A request header set by a trusted proxy carrying the client's ISO country
+    /// code (e.g. `CF-IPCountry`). Only a two-letter code is ever kept. Unset: no
+    /// location is recorded.
+    #[arg(long, env = "CUSTODIA_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
+
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "CUSTODIA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -142,6 +156,9 @@ mod tests {
             "--password-iterations",
             "--insecure-fast-password-hashing",
             "--max-body-bytes",
+            "--session-idle-minutes",
+            "--session-lifetime-hours",
+            "--country-header",
             "--shutdown-grace-seconds",
             "--log-format",
             "--log",

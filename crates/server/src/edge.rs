@@ -41,6 +41,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct Edge {
     routes: std::sync::Arc<RouteTable>,
     max_body_bytes: usize,
+    country_header: Option<std::sync::Arc<str>>,
 }
 
 impl Edge {
@@ -51,7 +52,16 @@ impl Edge {
         Self {
             routes: std::sync::Arc::new(routes),
             max_body_bytes,
+            country_header: None,
         }
+    }
+
+    /// Reads the client's country from `header`, set by a trusted proxy. Only an
+    /// ISO two-letter code is kept.
+    #[must_use]
+    pub fn with_country_header(mut self, header: Option<&str>) -> Self {
+        self.country_header = header.map(Into::into);
+        self
     }
 }
 
@@ -63,6 +73,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
             inner,
             routes: self.routes.clone(),
             max_body_bytes: self.max_body_bytes,
+            country_header: self.country_header.clone(),
         }
     }
 }
@@ -73,6 +84,7 @@ pub struct EdgeEndpoint<E> {
     inner: E,
     routes: std::sync::Arc<RouteTable>,
     max_body_bytes: usize,
+    country_header: Option<std::sync::Arc<str>>,
 }
 
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
@@ -89,6 +101,12 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 .map(std::net::SocketAddr::ip),
             req.headers()
                 .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .with_country(
+            self.country_header
+                .as_deref()
+                .and_then(|h| req.headers().get(h))
                 .and_then(|v| v.to_str().ok()),
         );
         req.extensions_mut().insert(request_id);

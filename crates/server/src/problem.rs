@@ -282,6 +282,11 @@ fn payload_problem(reason: &str, fault: Option<&BodyFault>) -> Problem {
             .map(|(name, kind)| format!("The field `{name}` must be {}.", kind.describe()))
             .collect::<Vec<_>>()
             .join(" "),
+        Some(BodyFault::Rule(rules)) => rules
+            .iter()
+            .map(|(name, rule)| format!("`{name}` {rule}."))
+            .collect::<Vec<_>>()
+            .join(" "),
         None => "The request body does not match the operation's schema.".to_owned(),
     };
     Problem::new(ProblemKind::Unprocessable, detail)
@@ -319,6 +324,12 @@ pub enum ApiError {
     /// A one-time token that expired or was used.
     #[oai(status = 410, content_type = "application/problem+json")]
     Gone(Json<Problem>),
+    /// The body is larger than allowed (answered by the edge).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not JSON (answered by the edge).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// Breaks a validation rule.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
@@ -356,15 +367,18 @@ impl ApiError {
     pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
         let body = Json(Problem::new(kind, detail));
         match kind {
-            ProblemKind::BadRequest
-            | ProblemKind::MethodNotAllowed
-            | ProblemKind::UnsupportedMediaType => Self::BadRequest(body),
+            ProblemKind::BadRequest => Self::BadRequest(body),
+            // Answered by the edge for a path, never by an operation; should an
+            // operation ever use it, it is reported as the fault it would be.
+            ProblemKind::MethodNotAllowed => Self::Internal(body),
+            ProblemKind::UnsupportedMediaType => Self::UnsupportedMediaType(body),
+            ProblemKind::PayloadTooLarge => Self::PayloadTooLarge(body),
             ProblemKind::Unauthenticated => Self::Unauthenticated(body),
             ProblemKind::Forbidden => Self::Forbidden(body),
             ProblemKind::NotFound => Self::NotFound(body),
             ProblemKind::Conflict => Self::Conflict(body),
             ProblemKind::Gone => Self::Gone(body),
-            ProblemKind::Unprocessable | ProblemKind::PayloadTooLarge => Self::Unprocessable(body),
+            ProblemKind::Unprocessable => Self::Unprocessable(body),
             ProblemKind::TooManyRequests => Self::TooManyRequests(body, 60),
             ProblemKind::Internal => Self::Internal(body),
             ProblemKind::Unavailable => Self::Unavailable(body),

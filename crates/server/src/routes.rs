@@ -83,6 +83,57 @@ impl JsonKind {
 struct BodySchema {
     required: Vec<String>,
     properties: Vec<(String, Option<JsonKind>)>,
+    constraints: Vec<(String, Constraints)>,
+}
+
+/// The string constraints a property declares: enough to name the rule a value
+/// broke without quoting the value.
+#[derive(Debug, Clone, Default)]
+struct Constraints {
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    pattern: Option<regex::Regex>,
+    one_of: Option<Vec<Value>>,
+}
+
+impl Constraints {
+    fn from_schema(schema: &Value) -> Self {
+        Self {
+            min_length: schema.get("minLength").and_then(Value::as_u64),
+            max_length: schema.get("maxLength").and_then(Value::as_u64),
+            pattern: schema
+                .get("pattern")
+                .and_then(Value::as_str)
+                .and_then(|p| regex::Regex::new(p).ok()),
+            one_of: schema.get("enum").and_then(Value::as_array).cloned(),
+        }
+    }
+
+    /// The first rule `value` breaks, in words.
+    fn broken_rule(&self, value: &Value) -> Option<String> {
+        if let Some(allowed) = &self.one_of
+            && !allowed.contains(value)
+        {
+            let names: Vec<String> = allowed
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            return Some(format!("must be one of {}", names.join(", ")));
+        }
+        let text = value.as_str()?;
+        let chars = text.chars().count() as u64;
+        if let Some(min) = self.min_length.filter(|min| chars < *min) {
+            return Some(format!("must be at least {min} characters"));
+        }
+        if let Some(max) = self.max_length.filter(|max| chars > *max) {
+            return Some(format!("must be at most {max} characters"));
+        }
+        if self.pattern.as_ref().is_some_and(|p| !p.is_match(text)) {
+            return Some("does not have the documented format".to_owned());
+        }
+        None
+    }
 }
 
 /// What is wrong with a JSON body's top-level fields. Every name is one the spec
@@ -93,6 +144,8 @@ pub enum BodyFault {
     Missing(Vec<String>),
     /// Fields present with a value of the wrong JSON type, with the kind expected.
     WrongType(Vec<(String, JsonKind)>),
+    /// Fields whose value breaks a declared constraint, with the rule in words.
+    Rule(Vec<(String, String)>),
 }
 
 /// Paths and their methods.
@@ -220,7 +273,20 @@ impl RouteTable {
                 (!value.is_null() && !kind.admits(value)).then(|| (name.clone(), kind))
             })
             .collect();
-        (!wrong.is_empty()).then_some(BodyFault::WrongType(wrong))
+        if !wrong.is_empty() {
+            return Some(BodyFault::WrongType(wrong));
+        }
+        let broken: Vec<(String, String)> = schema
+            .constraints
+            .iter()
+            .filter_map(|(name, constraints)| {
+                let value = object.get(name.as_str())?;
+                constraints
+                    .broken_rule(value)
+                    .map(|rule| (name.clone(), rule))
+            })
+            .collect();
+        (!broken.is_empty()).then_some(BodyFault::Rule(broken))
     }
 
     /// The route whose template matches `path`; where several do, the one with the
@@ -279,9 +345,22 @@ fn body_schema(operation: &Value, schemas: Option<&Map<String, Value>>) -> Optio
                 .collect()
         })
         .unwrap_or_default();
+    let constraints = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .filter_map(|(name, prop)| {
+                    resolve(prop, schemas).map(|p| (name.clone(), Constraints::from_schema(p)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Some(BodySchema {
         required,
         properties,
+        constraints,
     })
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crypto::Keyring;
+use identity::IdentityService;
 use kernel::Clock;
 use store::Database;
 
@@ -16,6 +17,7 @@ pub struct AppState {
 struct Inner {
     database: Database,
     keyring: Keyring,
+    identity: IdentityService,
     clock: Arc<dyn Clock>,
 }
 
@@ -30,14 +32,26 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Bundles the built services.
     #[must_use]
-    pub fn new(database: Database, keyring: Keyring, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        database: Database,
+        keyring: Keyring,
+        identity: IdentityService,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 database,
                 keyring,
+                identity,
                 clock,
             }),
         }
+    }
+
+    /// The identity context.
+    #[must_use]
+    pub fn identity(&self) -> &IdentityService {
+        &self.inner.identity
     }
 
     /// The database pool.

@@ -252,7 +252,21 @@ mod tests {
         assert!(db.has_pending_migrations().await.expect("status"));
         db.migrate_up(None).await.expect("up");
         let after_up = tables(db).await;
-        assert!(after_up.contains(&"crypto_keys".to_owned()), "{after_up:?}");
+        for table in [
+            "crypto_keys",
+            "organisations",
+            "users",
+            "memberships",
+            "sessions",
+            "one_time_tokens",
+            "security_events",
+            "outbox",
+        ] {
+            assert!(
+                after_up.contains(&table.to_owned()),
+                "{table}: {after_up:?}"
+            );
+        }
         assert!(!db.has_pending_migrations().await.expect("status"));
 
         db.migrate_down(None).await.expect("down");

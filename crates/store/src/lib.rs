@@ -3,14 +3,19 @@
 //!
 //! [`Database`] opens SQLite (the embedded default) or PostgreSQL with the settings
 //! Custodia relies on, applies and reports migrations, and answers readiness
-//! probes. Each adapter module (e.g. [`keys`]) is named after the port it
-//! implements, and turns constraint violations into the port's own error variants
-//! rather than letting a `DbErr` escape as a 500.
+//! probes. Each adapter module is named after the port(s) it implements ([`keys`];
+//! `identity` for the identity context's ports, re-exported here), and turns
+//! constraint violations into the port's own error variants rather than letting a
+//! `DbErr` escape as a 500.
 
 pub mod database;
+mod identity;
 pub mod keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use self::identity::{
+    OutboxNotifier, SeaOrmIdentityRepository, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+};
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, StoreError};
 pub use keys::SeaOrmKeyStore;

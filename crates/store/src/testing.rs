@@ -139,6 +139,32 @@ async fn drop_postgres(admin_url: &str, name: &str) {
     }
 }
 
+/// How many rows `table` holds: for tests that check "nothing was stored".
+///
+/// # Panics
+/// When `table` is not a plain identifier, or the query fails.
+pub async fn count_rows(database: &Database, table: &str) -> u64 {
+    use sea_orm::{FromQueryResult, Statement};
+    #[derive(FromQueryResult)]
+    struct Count {
+        n: i64,
+    }
+    assert!(
+        table.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        "not a table name"
+    );
+    let backend = database.connection().get_database_backend();
+    let row = Count::find_by_statement(Statement::from_string(
+        backend,
+        format!("SELECT COUNT(*) AS n FROM {table}"),
+    ))
+    .one(database.connection())
+    .await
+    .expect("counts rows")
+    .expect("one row");
+    u64::try_from(row.n).expect("a count")
+}
+
 /// `url` with its database name replaced by `name`.
 #[must_use]
 pub fn with_database(url: &str, name: &str) -> String {

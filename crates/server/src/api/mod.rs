@@ -4,6 +4,7 @@
 //! lowerCamelCase `operationId`, one tag per context, problem+json errors declared
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
+pub mod identity;
 pub mod system;
 
 use poem_openapi::{ExtraHeader, OpenApiService, Tags};
@@ -15,16 +16,24 @@ use crate::state::AppState;
 pub enum ApiTags {
     /// Liveness and readiness probes.
     System,
+    /// Practices, accounts, sign-in and sessions.
+    Identity,
 }
+
+/// Every context's operations.
+pub type Apis = (system::SystemApi, identity::IdentityApi);
 
 /// The API's title in the OpenAPI document.
 pub const TITLE: &str = "Custodia";
 
 /// Builds the OpenAPI service for `state`.
 #[must_use]
-pub fn service(state: &AppState) -> OpenApiService<system::SystemApi, ()> {
+pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        system::SystemApi::new(state.clone()),
+        (
+            system::SystemApi::new(state.clone()),
+            identity::IdentityApi::new(state.clone()),
+        ),
         TITLE,
         env!("CARGO_PKG_VERSION"),
     )

@@ -1,0 +1,21 @@
+//! The identity context: practices (organisations), people, their roles in
+//! practices, credentials, sessions, sign-in throttling and lockout, security
+//! events and transactional notices.
+//!
+//! - [`values`]: parsed inputs (email, phone, names, the password policy);
+//! - [`model`]: the context's records;
+//! - [`ports`]: the outbound ports, implemented in `store`;
+//! - [`service`]: [`IdentityService`], the inbound port the server calls;
+//! - [`throttle`]: per-address sign-in throttling.
+//!
+//! Identity knows nothing of HTTP or SQL.
+
+pub mod model;
+pub mod ports;
+pub mod service;
+pub mod throttle;
+pub mod values;
+
+pub use service::{
+    Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService, SignUp, SignedIn,
+};

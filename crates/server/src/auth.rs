@@ -1,0 +1,77 @@
+//! Authentication at the HTTP edge: the bearer-token security scheme, and the
+//! [`RequestContext`] every operation builds from the request and its caller.
+
+use kernel::{Actor, ClientInfo, OrganisationId, Purpose, RequestContext, RequestId};
+use poem::Request;
+use poem::http::StatusCode;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+
+use crate::state::AppState;
+
+/// A session bearer token (`Authorization: Bearer <token>`), as issued by
+/// `createSession`. Resolved to the caller, or 401.
+#[derive(Debug, SecurityScheme)]
+#[oai(
+    rename = "session",
+    ty = "bearer",
+    bearer_format = "opaque",
+    checker = "authenticate"
+)]
+pub struct SessionAuth(pub identity::Authenticated);
+
+async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<identity::Authenticated> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    match state
+        .identity()
+        .authenticate(&bearer.token, state.clock().now())
+        .await
+    {
+        Ok(caller) => Ok(caller),
+        Err(identity::IdentityError::Unavailable(err)) => {
+            tracing::error!(error = %err, "authentication: storage unavailable");
+            Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE))
+        }
+        Err(_) => Err(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
+    }
+}
+
+/// The context of a request by `actor` acting in `organisation`, for `purpose`:
+/// request id and client facts come from the edge, the time from the clock.
+#[must_use]
+pub fn context(
+    state: &AppState,
+    req: &Request,
+    actor: Actor,
+    organisation: Option<OrganisationId>,
+    purpose: Purpose,
+) -> RequestContext {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .copied()
+        .unwrap_or_default();
+    let client = req
+        .extensions()
+        .get::<ClientInfo>()
+        .cloned()
+        .unwrap_or_default();
+    RequestContext::new(
+        actor,
+        organisation,
+        purpose,
+        request_id,
+        client,
+        state.clock().now(),
+    )
+}
+
+impl SessionAuth {
+    /// The context of this authenticated request.
+    #[must_use]
+    pub fn context(&self, state: &AppState, req: &Request, purpose: Purpose) -> RequestContext {
+        context(state, req, self.0.actor, Some(self.0.organisation), purpose)
+    }
+}

@@ -1,0 +1,70 @@
+//! The identity context's adapters: [`SeaOrmIdentityRepository`] (practices,
+//! people, memberships, credentials, one-time tokens), [`SeaOrmSessionRepository`],
+//! [`SeaOrmSecurityEventLog`] and [`OutboxNotifier`].
+//!
+//! A person's name, email and phone are sealed with their data key (the subject
+//! key under their home practice), each bound to the user id and the column, so a
+//! ciphertext only opens in the row and column it was written for. The email is
+//! found, and kept unique, through an HMAC blind index of its normalised form.
+//! Timestamps are stored with microsecond precision (PostgreSQL's), in UTC.
+
+mod accounts;
+mod entity;
+mod events;
+mod outbox;
+mod sessions;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
+use identity::ports::RepositoryError;
+
+pub use accounts::SeaOrmIdentityRepository;
+pub use events::SeaOrmSecurityEventLog;
+pub use outbox::OutboxNotifier;
+pub use sessions::SeaOrmSessionRepository;
+
+/// Any failure but a broken unique rule.
+fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> RepositoryError {
+    RepositoryError::Unavailable(Box::new(err))
+}
+
+/// A stored row that does not map back to the domain (a value that no longer
+/// parses, a hash of the wrong length...). Names the table only: the row may hold
+/// personal data.
+#[derive(Debug, thiserror::Error)]
+#[error("a `{0}` row could not be read back")]
+struct CorruptRow(&'static str);
+
+fn corrupt(table: &'static str) -> RepositoryError {
+    unavailable(CorruptRow(table))
+}
+
+/// A domain time as stored: UTC, truncated to microseconds so that SQLite and
+/// PostgreSQL hold (and compare) the same value.
+fn stored(at: DateTime<Utc>) -> DateTime<FixedOffset> {
+    at.trunc_subsecs(6).fixed_offset()
+}
+
+fn stored_opt(at: Option<DateTime<Utc>>) -> Option<DateTime<FixedOffset>> {
+    at.map(stored)
+}
+
+fn utc(at: DateTime<FixedOffset>) -> DateTime<Utc> {
+    at.with_timezone(&Utc)
+}
+
+fn utc_opt(at: Option<DateTime<FixedOffset>>) -> Option<DateTime<Utc>> {
+    at.map(utc)
+}
+
+fn address(raw: Option<String>, table: &'static str) -> Result<Option<IpAddr>, RepositoryError> {
+    raw.map(|text| text.parse().map_err(|_| corrupt(table)))
+        .transpose()
+}
+
+fn hash_bytes(raw: &[u8], table: &'static str) -> Result<[u8; 32], RepositoryError> {
+    <[u8; 32]>::try_from(raw).map_err(|_| corrupt(table))
+}

@@ -1,0 +1,138 @@
+//! [`OutboxNotifier`]: the `Notifier` port as an outbox table, so nothing leaves
+//! the machine. A notice's secret parts (the verification token) are stored as JSON
+//! sealed with the recipient's data key; the rest of the row is not personal.
+
+use async_trait::async_trait;
+use crypto::{FieldBinding, Keyring};
+use identity::model::{Notice, NoticeKind};
+use identity::ports::{Notifier, RepositoryError};
+use kernel::{OrganisationId, Sensitive, SubjectId, UserId};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::entity::{outbox, user};
+use super::{corrupt, stored, unavailable};
+use crate::Database;
+
+const TABLE: &str = "outbox";
+/// Field binding of the sealed payload.
+const PAYLOAD_FIELD: &str = "outbox.payload";
+/// The payload's key for a one-time token.
+const TOKEN_KEY: &str = "token";
+
+/// Queues notices in the `outbox` table.
+#[derive(Debug, Clone)]
+pub struct OutboxNotifier {
+    db: Database,
+    keyring: Keyring,
+}
+
+impl OutboxNotifier {
+    /// The outbox on `db`, sealing payloads with `keyring`.
+    #[must_use]
+    pub const fn new(db: Database, keyring: Keyring) -> Self {
+        Self { db, keyring }
+    }
+
+    /// The token carried by the newest `kind` notice (e.g. `"verify_email"`) queued
+    /// for `user`, as the email would carry it; `None` when there is none. For the
+    /// sender, and for tests that play the recipient.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the outbox cannot be read or opened.
+    pub async fn latest_secret(
+        &self,
+        user: UserId,
+        kind: &str,
+    ) -> Result<Option<Sensitive<String>>, RepositoryError> {
+        let row = outbox::Entity::find()
+            .filter(outbox::Column::UserId.eq(user.as_uuid()))
+            .filter(outbox::Column::Kind.eq(kind))
+            .filter(outbox::Column::PayloadEnc.is_not_null())
+            .order_by_desc(outbox::Column::CreatedAt)
+            .order_by_desc(outbox::Column::Id)
+            .one(self.db.connection())
+            .await
+            .map_err(unavailable)?;
+        let Some(outbox::Model {
+            id,
+            payload_enc: Some(envelope),
+            ..
+        }) = row
+        else {
+            return Ok(None);
+        };
+        let json = self
+            .keyring
+            .decrypt_string(FieldBinding::new(id, PAYLOAD_FIELD), &envelope)
+            .await
+            .map_err(unavailable)?;
+        let payload: serde_json::Value =
+            serde_json::from_str(json.expose()).map_err(|_| corrupt(TABLE))?;
+        let token = payload
+            .get(TOKEN_KEY)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| corrupt(TABLE))?;
+        Ok(Some(Sensitive::new(token.to_owned())))
+    }
+
+    /// Seals `payload` for the row `id` with `user`'s data key.
+    async fn seal(
+        &self,
+        id: Uuid,
+        user: UserId,
+        payload: &serde_json::Value,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        let (home_organisation, subject) = user::Entity::find_by_id(user.as_uuid())
+            .select_only()
+            .column(user::Column::HomeOrganisationId)
+            .column(user::Column::SubjectId)
+            .into_tuple::<(Uuid, Uuid)>()
+            .one(self.db.connection())
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| unavailable(UnknownRecipient))?;
+        let json = Sensitive::new(serde_json::to_vec(payload).map_err(unavailable)?);
+        self.keyring
+            .encrypt(
+                OrganisationId::from_uuid(home_organisation),
+                SubjectId::from_uuid(subject),
+                FieldBinding::new(id, PAYLOAD_FIELD),
+                json.expose(),
+            )
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// A notice was addressed to an account that does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("the notice's recipient has no account")]
+struct UnknownRecipient;
+
+#[async_trait]
+impl Notifier for OutboxNotifier {
+    async fn send(&self, notice: &Notice) -> Result<(), RepositoryError> {
+        let id = Uuid::now_v7();
+        let payload_enc = match &notice.kind {
+            NoticeKind::VerifyEmail { token } => {
+                let payload = serde_json::json!({ TOKEN_KEY: token.expose() });
+                Some(self.seal(id, notice.user, &payload).await?)
+            }
+            NoticeKind::NewSignIn | NoticeKind::AccountLocked => None,
+        };
+        let row = outbox::ActiveModel {
+            id: Set(id),
+            user_id: Set(notice.user.as_uuid()),
+            kind: Set(notice.kind.as_str().to_owned()),
+            payload_enc: Set(payload_enc),
+            created_at: Set(stored(notice.at)),
+            sent_at: Set(None),
+        };
+        outbox::Entity::insert(row)
+            .exec_without_returning(self.db.connection())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+}

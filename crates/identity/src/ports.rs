@@ -73,13 +73,15 @@ pub trait IdentityRepository: Send + Sync + 'static {
     /// Every membership of a person, oldest first.
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, RepositoryError>;
 
-    /// Records a failed sign-in: the new count, and a lock if one now applies.
+    /// Counts one failed sign-in atomically, so concurrent failures all count.
+    /// When the count reaches `threshold`, the account is locked until
+    /// `lock_until` and the count restarts. Returns whether this failure locked it.
     async fn record_failure(
         &self,
         user: UserId,
-        failed_attempts: u32,
-        locked_until: Option<DateTime<Utc>>,
-    ) -> Result<(), RepositoryError>;
+        threshold: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
 
     /// Clears failures after a successful sign-in.
     async fn clear_failures(&self, user: UserId) -> Result<(), RepositoryError>;

@@ -444,9 +444,7 @@ impl IdentityService {
             }
         };
         if !matches || user.status == AccountStatus::Disabled {
-            return Err(self
-                .failed_attempt(ctx, &user, credentials.failed_attempts)
-                .await?);
+            return Err(self.failed_attempt(ctx, &user).await?);
         }
         if user.status == AccountStatus::PendingVerification {
             return Err(IdentityError::EmailNotVerified);
@@ -502,30 +500,28 @@ impl IdentityService {
         &self,
         ctx: &RequestContext,
         user: &User,
-        previous_failures: u32,
     ) -> Result<IdentityError, IdentityError> {
         let now = ctx.at();
-        let failures = previous_failures.saturating_add(1);
         self.record(ctx, Some(user.id), SecurityEventKind::SignInFailed)
             .await;
-        if failures >= self.config.lockout_threshold {
-            let until = now + self.config.lockout_duration;
-            self.ports
-                .repository
-                .record_failure(user.id, 0, Some(until))
-                .await?;
-            self.record(ctx, Some(user.id), SecurityEventKind::AccountLocked)
-                .await;
-            self.notify(user.id, NoticeKind::AccountLocked, now).await?;
-            return Ok(IdentityError::Locked {
-                retry_after: self.config.lockout_duration,
-            });
-        }
-        self.ports
+        let locked = self
+            .ports
             .repository
-            .record_failure(user.id, failures, None)
+            .record_failure(
+                user.id,
+                self.config.lockout_threshold,
+                now + self.config.lockout_duration,
+            )
             .await?;
-        Ok(IdentityError::InvalidCredentials)
+        if !locked {
+            return Ok(IdentityError::InvalidCredentials);
+        }
+        self.record(ctx, Some(user.id), SecurityEventKind::AccountLocked)
+            .await;
+        self.notify(user.id, NoticeKind::AccountLocked, now).await?;
+        Ok(IdentityError::Locked {
+            retry_after: self.config.lockout_duration,
+        })
     }
 
     /// Resolves a bearer token to its caller, enforcing revocation, the absolute

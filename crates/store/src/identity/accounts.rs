@@ -13,7 +13,7 @@ use identity::values::{
     DataRegion, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
 };
 use kernel::{OrganisationId, Role, Sensitive, SubjectId, UserId};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QueryOrder, SqlErr, TransactionTrait,
@@ -375,21 +375,38 @@ impl IdentityRepository for SeaOrmIdentityRepository {
     async fn record_failure(
         &self,
         user: UserId,
-        failed_attempts: u32,
-        locked_until: Option<DateTime<Utc>>,
-    ) -> Result<(), RepositoryError> {
-        let failed_attempts = i32::try_from(failed_attempts).map_err(unavailable)?;
+        threshold: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        // One transaction: the increment takes the row lock (PostgreSQL) or the
+        // write lock (SQLite), so concurrent failures are counted one by one.
+        let txn = self.db.connection().begin().await.map_err(unavailable)?;
         user::Entity::update_many()
-            .col_expr(user::Column::FailedAttempts, Expr::value(failed_attempts))
             .col_expr(
-                user::Column::LockedUntil,
-                Expr::value(stored_opt(locked_until)),
+                user::Column::FailedAttempts,
+                Expr::col(user::Column::FailedAttempts).add(1),
             )
             .filter(user::Column::Id.eq(user.as_uuid()))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
-            .map(drop)
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        let count = user::Entity::find_by_id(user.as_uuid())
+            .one(&txn)
+            .await
+            .map_err(unavailable)?
+            .map_or(0, |row| row.failed_attempts);
+        let locked = u32::try_from(count).unwrap_or(0) >= threshold;
+        if locked {
+            user::Entity::update_many()
+                .col_expr(user::Column::FailedAttempts, Expr::value(0_i32))
+                .col_expr(user::Column::LockedUntil, Expr::value(stored(lock_until)))
+                .filter(user::Column::Id.eq(user.as_uuid()))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(locked)
     }
 
     async fn clear_failures(&self, user: UserId) -> Result<(), RepositoryError> {

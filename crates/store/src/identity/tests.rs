@@ -574,23 +574,44 @@ async fn failures_and_verification_update_the_account(test_db: TestDatabase) {
     };
 
     let locked_until = now() + TimeDelta::minutes(15);
-    world
+    for attempt in 1..=2 {
+        let locked = world
+            .accounts
+            .record_failure(id, 3, locked_until)
+            .await
+            .expect("records");
+        assert!(!locked, "attempt {attempt} is below the threshold");
+    }
+    let after = credentials().await;
+    assert_eq!((after.failed_attempts, after.locked_until), (2, None));
+    let locked = world
         .accounts
-        .record_failure(id, 5, Some(locked_until))
+        .record_failure(id, 3, locked_until)
         .await
         .expect("records");
+    assert!(locked, "the third failure locks");
     let after = credentials().await;
     assert_eq!(
         (after.failed_attempts, after.locked_until),
-        (5, Some(locked_until))
+        (0, Some(locked_until)),
+        "locked, and the count restarts"
     );
-    world
-        .accounts
-        .record_failure(id, 6, None)
-        .await
-        .expect("records");
-    let after = credentials().await;
-    assert_eq!((after.failed_attempts, after.locked_until), (6, None));
+    // Concurrent failures all count: ten at once against a threshold of ten lock once.
+    world.accounts.clear_failures(id).await.expect("clears");
+    let attempts = (0..10).map(|_| {
+        let accounts = world.accounts.clone();
+        tokio::spawn(async move { accounts.record_failure(id, 10, locked_until).await })
+    });
+    let mut locks = 0;
+    for attempt in attempts {
+        if attempt.await.expect("joins").expect("records") {
+            locks += 1;
+        }
+    }
+    assert_eq!(
+        locks, 1,
+        "exactly one of ten concurrent failures reaches the threshold"
+    );
     world.accounts.clear_failures(id).await.expect("clears");
     let after = credentials().await;
     assert_eq!((after.failed_attempts, after.locked_until), (0, None));

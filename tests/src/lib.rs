@@ -46,6 +46,18 @@ impl TestApp {
     /// # Panics
     /// When the server cannot start: the test cannot run.
     pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with_clock(backend, std::sync::Arc::new(kernel::SystemClock)).await
+    }
+
+    /// [`TestApp::spawn`] with the server's time taken from `clock` (a
+    /// `kernel::ManualClock` the test moves to reach expiries and ages).
+    ///
+    /// # Panics
+    /// When the server cannot start: the test cannot run.
+    pub async fn spawn_with_clock(
+        backend: Backend,
+        clock: std::sync::Arc<dyn kernel::Clock>,
+    ) -> Option<Self> {
         let database = match backend {
             Backend::Sqlite => TestDatabase::sqlite().await,
             Backend::Postgres => TestDatabase::postgres().await?,
@@ -72,7 +84,9 @@ impl TestApp {
             "65536",
         ])
         .expect("a valid test configuration");
-        let app = server::App::build(config).await.expect("the app builds");
+        let app = server::App::build_with_clock(config, clock)
+            .await
+            .expect("the app builds");
         let state = app.state().clone();
         let bound = app.bind().await.expect("the app binds");
         let addr = bound.local_addr();
@@ -112,6 +126,12 @@ impl TestApp {
             .send()
             .await
             .expect("the server answers")
+    }
+
+    /// The server's state, for tests that must look behind the API.
+    #[must_use]
+    pub const fn state(&self) -> &server::state::AppState {
+        &self.state
     }
 
     /// How many rows `table` holds.

@@ -15,8 +15,8 @@ use crypto::TokenHash;
 use kernel::{OrganisationId, UserId};
 
 use crate::model::{
-    Credentials, Membership, Notice, OneTimeToken, Organisation, SecurityEvent, Session, SessionId,
-    TokenPurpose, TokenRejection, User,
+    AccountStatus, Credentials, Membership, Notice, OneTimeToken, Organisation, SecurityEvent,
+    Session, SessionId, TokenPurpose, TokenRejection, User,
 };
 use crate::values::Email;
 
@@ -63,6 +63,16 @@ pub trait IdentityRepository: Send + Sync + 'static {
 
     /// The account with this id.
     async fn user(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
+
+    /// The account with this id and its credentials (for re-authentication).
+    async fn user_with_credentials(
+        &self,
+        id: UserId,
+    ) -> Result<Option<(User, Credentials)>, RepositoryError>;
+
+    /// Only the account's status: the per-request authentication check, which must
+    /// not open sealed fields.
+    async fn account_status(&self, id: UserId) -> Result<Option<AccountStatus>, RepositoryError>;
 
     /// The practice with this id.
     async fn organisation(

@@ -105,6 +105,10 @@ pub enum IdentityError {
     /// No such record for this caller (404).
     #[error("not found")]
     NotFound,
+    /// A signed-in caller's current password was wrong when re-authenticating
+    /// for a sensitive change (403: the session itself is still valid).
+    #[error("the current password is wrong")]
+    ReauthenticationFailed,
     /// Storage or hashing failed (503); the source is for logs only.
     #[error("identity storage is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -547,19 +551,14 @@ impl IdentityService {
         if !live {
             return Err(IdentityError::Unauthenticated);
         }
-        let user = self
-            .ports
-            .repository
-            .user(session.user)
-            .await?
-            .ok_or(IdentityError::Unauthenticated)?;
-        if user.status != AccountStatus::Active {
+        let status = self.ports.repository.account_status(session.user).await?;
+        if status != Some(AccountStatus::Active) {
             return Err(IdentityError::Unauthenticated);
         }
         let roles: RoleSet = self
             .ports
             .repository
-            .memberships(user.id)
+            .memberships(session.user)
             .await?
             .iter()
             .filter(|m| m.organisation == session.organisation)
@@ -573,12 +572,60 @@ impl IdentityService {
         }
         Ok(Authenticated {
             actor: Actor::Member {
-                user: user.id,
+                user: session.user,
                 roles,
             },
             organisation: session.organisation,
             session: session.id,
         })
+    }
+
+    /// Re-authentication before a sensitive change (password, email, MFA, account
+    /// deletion): the caller's current password must match. A wrong one counts
+    /// toward the account's lockout like a failed sign-in, so a stolen session
+    /// cannot guess it; a locked account is refused outright.
+    ///
+    /// # Errors
+    /// [`IdentityError::ReauthenticationFailed`], [`IdentityError::Locked`],
+    /// [`IdentityError::Unauthenticated`], [`IdentityError::Unavailable`].
+    // Used by the credential, MFA and self-service operations built on it.
+    #[allow(dead_code)]
+    async fn reauthenticate(
+        &self,
+        ctx: &RequestContext,
+        password: Sensitive<String>,
+    ) -> Result<User, IdentityError> {
+        let id = Self::caller(ctx)?;
+        let (user, credentials) = self
+            .ports
+            .repository
+            .user_with_credentials(id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let now = ctx.at();
+        if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
+            return Err(IdentityError::Locked {
+                retry_after: until - now,
+            });
+        }
+        let stored = credentials
+            .password_hash
+            .as_deref()
+            .and_then(|h| PasswordHash::parse(h).ok());
+        let matches = match stored {
+            Some(stored) => {
+                self.on_hashing_pool(move |hasher| hasher.verify(&stored, &password))
+                    .await?
+            }
+            None => false,
+        };
+        if matches {
+            return Ok(user);
+        }
+        match self.failed_attempt(ctx, &user).await? {
+            locked @ IdentityError::Locked { .. } => Err(locked),
+            _ => Err(IdentityError::ReauthenticationFailed),
+        }
     }
 
     fn caller(ctx: &RequestContext) -> Result<UserId, IdentityError> {

@@ -66,7 +66,18 @@ impl App {
     /// # Errors
     /// A [`StartupError`] saying what to fix.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with the time taken from `clock`: tests move a
+    /// `kernel::ManualClock` to reach expiries, ages and retention periods.
+    ///
+    /// # Errors
+    /// A [`StartupError`] saying what to fix.
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let database = Database::connect(
             &config.database_url,
             &DatabaseOptions {

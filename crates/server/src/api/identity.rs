@@ -87,6 +87,10 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::Unauthenticated,
                 "Send a valid bearer token.".to_owned(),
             )),
+            IdentityError::ReauthenticationFailed => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                "The current password is wrong; nothing was changed.".to_owned(),
+            )),
             IdentityError::NotFound => Self::NotFound(problem(
                 ProblemKind::NotFound,
                 "No such resource.".to_owned(),

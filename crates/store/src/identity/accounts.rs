@@ -16,7 +16,7 @@ use kernel::{OrganisationId, Role, Sensitive, SubjectId, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, SqlErr, TransactionTrait,
+    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -335,14 +335,37 @@ impl IdentityRepository for SeaOrmIdentityRepository {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, RepositoryError> {
+        Ok(self
+            .user_with_credentials(id)
+            .await?
+            .map(|(person, _)| person))
+    }
+
+    async fn user_with_credentials(
+        &self,
+        id: UserId,
+    ) -> Result<Option<(User, Credentials)>, RepositoryError> {
         let row = user::Entity::find_by_id(id.as_uuid())
             .one(self.db.connection())
             .await
             .map_err(unavailable)?;
         match row {
-            Some(row) => Ok(Some(self.to_domain(row).await?.0)),
+            Some(row) => self.to_domain(row).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn account_status(&self, id: UserId) -> Result<Option<AccountStatus>, RepositoryError> {
+        let status: Option<String> = user::Entity::find_by_id(id.as_uuid())
+            .select_only()
+            .column(user::Column::Status)
+            .into_tuple()
+            .one(self.db.connection())
+            .await
+            .map_err(unavailable)?;
+        status
+            .map(|raw| AccountStatus::parse(&raw).ok_or_else(|| corrupt("users")))
+            .transpose()
     }
 
     async fn organisation(

@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 use tests::{TestApp, both_databases};
 
 /// Operations anyone may call, by design.
-const PUBLIC: [&str; 5] = [
+const PUBLIC: [&str; 6] = [
     "getHealth",
     "getReadiness",
     "createPractice",
     "verifyEmail",
+    "requestEmailVerification",
     "createSession",
 ];
 
@@ -80,12 +81,19 @@ both_databases!(async fn every_protected_operation_answers_401_without_a_session
 /// Operations whose only subject is the caller's own account: a caller of another
 /// practice or role can only ever reach their own, so the wrong-caller check is
 /// that another person's resource is invisible (404).
-const OWN_ACCOUNT: [&str; 5] = [
+const OWN_ACCOUNT: [&str; 12] = [
     "getCurrentUser",
+    "updateCurrentUser",
     "listSessions",
     "revokeAllSessions",
     "revokeSession",
     "listSecurityEvents",
+    "getProfile",
+    "replaceProfile",
+    "getPreferences",
+    "replacePreferences",
+    "exportAccountData",
+    "requestAccountDeletion",
 ];
 
 #[test]
@@ -118,6 +126,19 @@ both_databases!(async fn another_practices_caller_cannot_reach_a_persons_own_res
     assert!(!me.to_string().contains("bob@example.com"));
     let sessions: Value = app.client.get(app.url("/v1/sessions")).bearer_auth(&alice).send().await.expect("answers").json().await.expect("JSON");
     assert!(!sessions.to_string().contains(&bobs_session));
+    // Alice's writes land on Alice only; her reads and export never show Bob's.
+    let resp = app.client.put(app.url("/v1/me/profile")).bearer_auth(&bob)
+        .json(&json!({ "practice_information": "Bobs-Private-Practice" })).send().await.expect("answers");
+    assert_eq!(resp.status(), 200);
+    let resp = app.client.patch(app.url("/v1/me")).bearer_auth(&alice)
+        .json(&json!({ "name": "Alice Only" })).send().await.expect("answers");
+    assert_eq!(resp.status(), 200);
+    for path in ["/v1/me/profile", "/v1/me/preferences", "/v1/me/account-data", "/v1/me/security-events"] {
+        let body = app.client.get(app.url(path)).bearer_auth(&alice).send().await.expect("answers").text().await.expect("text");
+        assert!(!body.contains("Bobs-Private-Practice") && !body.contains("bob@example.com") && !body.contains(&bobs_session), "{path}");
+    }
+    let bobs_me: Value = app.client.get(app.url("/v1/me")).bearer_auth(&bob).send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(bobs_me["user"]["name"], "Test Provider", "Alice's change did not reach Bob");
     // Bob's session still works.
     assert_eq!(app.client.get(app.url("/v1/me")).bearer_auth(&bob).send().await.expect("answers").status(), 200);
     app.stop().await;

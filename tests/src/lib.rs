@@ -134,6 +134,13 @@ impl TestApp {
         &self.state
     }
 
+    /// Everything the database holds, as raw bytes (the SQLite file and its WAL, or
+    /// every text and bytea value in PostgreSQL), for canary scans.
+    pub async fn raw_database_contents(&self) -> Vec<(String, Vec<u8>)> {
+        let url = self.database.as_ref().expect("the database is up").url();
+        store::testing::raw_contents(self.state.database(), url).await
+    }
+
     /// How many rows `table` holds.
     pub async fn count_rows(&self, table: &str) -> u64 {
         store::testing::count_rows(self.state.database(), table).await

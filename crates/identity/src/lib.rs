@@ -3,6 +3,8 @@
 //! events and transactional notices.
 //!
 //! - [`values`]: parsed inputs (email, phone, names, the password policy);
+//! - [`profile`]: the profile and preferences a person keeps;
+//! - [`personal_data`]: the kernel's `PersonalData` port for this context;
 //! - [`model`]: the context's records;
 //! - [`ports`]: the outbound ports, implemented in `store`;
 //! - [`service`]: [`IdentityService`], the inbound port the server calls;
@@ -11,11 +13,15 @@
 //! Identity knows nothing of HTTP or SQL.
 
 pub mod model;
+pub mod personal_data;
 pub mod ports;
+pub mod profile;
 pub mod service;
 pub mod throttle;
 pub mod values;
 
+pub use personal_data::IdentityPersonalData;
 pub use service::{
-    Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService, SignUp, SignedIn,
+    AccountChange, Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService,
+    SignUp, SignedIn,
 };

@@ -68,6 +68,9 @@ pub enum AccountStatus {
     Active,
     /// Switched off by an administrator or on the person's request; no session works.
     Disabled,
+    /// Erased on a rights request: name, email and phone overwritten, credentials
+    /// gone. The row remains only so that other records can point at it.
+    Erased,
 }
 
 impl AccountStatus {
@@ -78,15 +81,21 @@ impl AccountStatus {
             Self::PendingVerification => "pending_verification",
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Erased => "erased",
         }
     }
 
     /// Parses [`AccountStatus::as_str`]'s output.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::PendingVerification, Self::Active, Self::Disabled]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            Self::PendingVerification,
+            Self::Active,
+            Self::Disabled,
+            Self::Erased,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -222,6 +231,10 @@ pub enum SecurityEventKind {
     EmailVerified,
     /// A practice and its first account were created.
     AccountCreated,
+    /// The person changed their account details (name, phone, profession).
+    AccountUpdated,
+    /// The person asked for their account to be deleted; it was deactivated.
+    DeletionRequested,
 }
 
 impl SecurityEventKind {
@@ -236,6 +249,8 @@ impl SecurityEventKind {
             Self::AllSessionsRevoked => "all_sessions_revoked",
             Self::EmailVerified => "email_verified",
             Self::AccountCreated => "account_created",
+            Self::AccountUpdated => "account_updated",
+            Self::DeletionRequested => "deletion_requested",
         }
     }
 }
@@ -272,6 +287,8 @@ pub enum NoticeKind {
     NewSignIn,
     /// "Your account was locked after repeated failed sign-ins".
     AccountLocked,
+    /// "We received your request to delete your account".
+    DeletionRequested,
 }
 
 impl NoticeKind {
@@ -282,6 +299,7 @@ impl NoticeKind {
             Self::VerifyEmail { .. } => "verify_email",
             Self::NewSignIn => "new_sign_in",
             Self::AccountLocked => "account_locked",
+            Self::DeletionRequested => "deletion_requested",
         }
     }
 }
@@ -301,4 +319,40 @@ pub struct Notice {
     pub kind: NoticeKind,
     /// When it was queued.
     pub at: DateTime<Utc>,
+}
+
+/// A person's self-service request to delete their account (D9). The account is
+/// deactivated at once; the rights engine erases it and answers the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionRequest {
+    /// Its id.
+    pub id: Uuid,
+    /// Whose account.
+    pub user: UserId,
+    /// When it was received.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A notice as the person's data export shows it: what and when, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// `NoticeKind::as_str`.
+    pub kind: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When it was sent, if it was.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What erasing one account did, record by record (see `identity::personal_data`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountErasure {
+    /// Records deleted, by kind (`session`, `membership`, ...) and id.
+    pub deleted: Vec<(&'static str, Uuid)>,
+    /// Security events kept, their person replaced by a keyed pseudonym: id and time.
+    pub pseudonymised_events: Vec<(Uuid, DateTime<Utc>)>,
+    /// Deletion requests kept as the record of what was asked and done.
+    pub kept_requests: Vec<Uuid>,
 }

@@ -12,11 +12,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crypto::TokenHash;
-use kernel::{OrganisationId, UserId};
+use kernel::{OrganisationId, SubjectId, UserId};
+
+use crate::profile::{Preferences, Profile};
 
 use crate::model::{
-    AccountStatus, Credentials, Membership, Notice, OneTimeToken, Organisation, SecurityEvent,
-    Session, SessionId, TokenPurpose, TokenRejection, User,
+    AccountErasure, AccountStatus, Credentials, DeletionRequest, Membership, Notice, NoticeRecord,
+    OneTimeToken, Organisation, SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection,
+    User,
 };
 use crate::values::Email;
 
@@ -105,6 +108,9 @@ pub trait IdentityRepository: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Result<UserId, TokenRejection>, RepositoryError>;
 
+    /// Stores a new one-time token (a fresh verification, a reset, an activation).
+    async fn issue_token(&self, token: &OneTimeToken) -> Result<(), RepositoryError>;
+
     /// Marks the email verified and the account active.
     async fn mark_email_verified(
         &self,
@@ -156,6 +162,9 @@ pub trait SecurityEventLog: Send + Sync + 'static {
         user: UserId,
         limit: u32,
     ) -> Result<Vec<SecurityEvent>, RepositoryError>;
+
+    /// Deletes every event older than `cutoff` (the retention sweep); returns how many.
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }
 
 /// Sends transactional notices. The default adapter writes an outbox table, so
@@ -164,4 +173,65 @@ pub trait SecurityEventLog: Send + Sync + 'static {
 pub trait Notifier: Send + Sync + 'static {
     /// Queues one notice.
     async fn send(&self, notice: &Notice) -> Result<(), RepositoryError>;
+}
+
+/// A person's profile (sealed) and preferences.
+#[async_trait]
+pub trait ProfileRepository: Send + Sync + 'static {
+    /// The profile of `user`, if they wrote one.
+    async fn profile(&self, user: UserId) -> Result<Option<Profile>, RepositoryError>;
+
+    /// Replaces the profile of `person`, sealed with their data key.
+    async fn save_profile(
+        &self,
+        person: &User,
+        profile: &Profile,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// The preferences of `user`, if they set any.
+    async fn preferences(&self, user: UserId) -> Result<Option<Preferences>, RepositoryError>;
+
+    /// Replaces the preferences of `user`.
+    async fn save_preferences(
+        &self,
+        user: UserId,
+        preferences: &Preferences,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// An account's life after sign-up: its owner's changes, deletion requests, and
+/// what the rights engine needs to export and erase it.
+#[async_trait]
+pub trait AccountRepository: Send + Sync + 'static {
+    /// Rewrites the account's name, phone and profession (re-sealed).
+    async fn update_details(&self, person: &User) -> Result<(), RepositoryError>;
+
+    /// Records `request`, deactivates the account and ends every session, atomically.
+    async fn request_deletion(&self, request: &DeletionRequest) -> Result<(), RepositoryError>;
+
+    /// The person's deletion requests, oldest first.
+    async fn deletion_requests(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<DeletionRequest>, RepositoryError>;
+
+    /// The account of a data subject, erased or not, and whether it is erased.
+    async fn account_of_subject(
+        &self,
+        subject: SubjectId,
+    ) -> Result<Option<(UserId, bool)>, RepositoryError>;
+
+    /// Every session of `user`, ended or not, newest first.
+    async fn all_sessions(&self, user: UserId) -> Result<Vec<Session>, RepositoryError>;
+
+    /// Every notice queued for `user`, oldest first, without secrets.
+    async fn notices(&self, user: UserId) -> Result<Vec<NoticeRecord>, RepositoryError>;
+
+    /// Erases the account in one transaction: credentials, sessions, tokens,
+    /// memberships, profile, preferences and notices deleted; name, email and
+    /// phone overwritten (the row stays, so other records can still point at it);
+    /// security events pseudonymised with a keyed pseudonym. Idempotent.
+    async fn erase(&self, user: UserId) -> Result<AccountErasure, RepositoryError>;
 }

@@ -21,13 +21,18 @@ use crate::model::{
     SecurityEventKind, Session, SessionId, TokenPurpose, TokenRejection, User,
 };
 use crate::ports::{
-    IdentityRepository, NewPractice, Notifier, RepositoryError, SecurityEventLog, SessionRepository,
+    AccountRepository, IdentityRepository, NewPractice, Notifier, ProfileRepository,
+    RepositoryError, SecurityEventLog, SessionRepository,
 };
 use crate::throttle::AddressThrottle;
+
+mod account;
+
 use crate::values::{
     DataRegion, Email, InvalidValue, MarketingMode, NewPassword, OrganisationName, PersonName,
     Phone, Profession,
 };
+pub use account::AccountChange;
 
 /// Session and lockout settings.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +51,9 @@ pub struct IdentityConfig {
     pub address_window: TimeDelta,
     /// How long an email-verification token works (24 hours).
     pub verification_ttl: TimeDelta,
+    /// How long security events are kept (365 days): long enough to investigate
+    /// an attack on an account, then deleted by the retention job.
+    pub security_event_retention: TimeDelta,
 }
 
 impl Default for IdentityConfig {
@@ -58,6 +66,7 @@ impl Default for IdentityConfig {
             attempts_per_address: 20,
             address_window: TimeDelta::minutes(5),
             verification_ttl: TimeDelta::hours(24),
+            security_event_retention: TimeDelta::days(365),
         }
     }
 }
@@ -181,6 +190,10 @@ pub struct IdentityPorts {
     pub events: Arc<dyn SecurityEventLog>,
     /// Transactional notices.
     pub notifier: Arc<dyn Notifier>,
+    /// Profiles and preferences.
+    pub profiles: Arc<dyn ProfileRepository>,
+    /// Account changes, deletion requests, export and erasure.
+    pub accounts: Arc<dyn AccountRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -232,6 +245,12 @@ impl IdentityService {
             )),
             config,
         }
+    }
+
+    /// The context's [`kernel::PersonalData`] port, for the rights engine.
+    #[must_use]
+    pub fn personal_data(&self) -> crate::IdentityPersonalData {
+        crate::IdentityPersonalData::new(self.ports.clone(), self.config.security_event_retention)
     }
 
     /// The settings in force.
@@ -588,8 +607,6 @@ impl IdentityService {
     /// # Errors
     /// [`IdentityError::ReauthenticationFailed`], [`IdentityError::Locked`],
     /// [`IdentityError::Unauthenticated`], [`IdentityError::Unavailable`].
-    // Used by the credential, MFA and self-service operations built on it.
-    #[allow(dead_code)]
     async fn reauthenticate(
         &self,
         ctx: &RequestContext,

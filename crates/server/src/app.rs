@@ -17,7 +17,7 @@ use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 use store::{
     Database, DatabaseOptions, OutboxNotifier, SeaOrmIdentityRepository, SeaOrmKeyStore,
-    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+    SeaOrmProfileRepository, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 
 use crate::config::{Config, MigrateMode};
@@ -97,6 +97,9 @@ impl App {
         let identity_config = IdentityConfig {
             idle_timeout: TimeDelta::minutes(i64::from(config.session_idle_minutes)),
             absolute_lifetime: TimeDelta::hours(i64::from(config.session_lifetime_hours)),
+            security_event_retention: TimeDelta::days(i64::from(
+                config.security_event_retention_days,
+            )),
             ..IdentityConfig::default()
         };
         let state = compose(
@@ -175,7 +178,12 @@ impl BoundApp {
             self.app.config.country_header.as_deref(),
         );
         tracing::info!(addr = %self.local_addr, database = self.app.state.database().backend().as_str(), "serving");
+        let retention = crate::jobs::spawn_retention(
+            self.app.state.clone(),
+            Duration::from_secs(u64::from(self.app.config.retention_interval_minutes) * 60),
+        );
         let result = serve(self.acceptor, endpoint, shutdown, grace).await;
+        retention.abort();
         self.app.state.database().clone().close().await;
         tracing::info!("stopped");
         result
@@ -240,16 +248,18 @@ fn compose(
             ..KeyringConfig::default()
         },
     );
+    let accounts = SeaOrmIdentityRepository::new(database.clone(), keyring.clone(), blind_index);
     let identity = IdentityService::new(
         IdentityPorts {
-            repository: Arc::new(SeaOrmIdentityRepository::new(
-                database.clone(),
-                keyring.clone(),
-                blind_index,
-            )),
+            repository: Arc::new(accounts.clone()),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
             events: Arc::new(SeaOrmSecurityEventLog::new(database.clone())),
             notifier: Arc::new(OutboxNotifier::new(database.clone(), keyring.clone())),
+            profiles: Arc::new(SeaOrmProfileRepository::new(
+                database.clone(),
+                keyring.clone(),
+            )),
+            accounts: Arc::new(accounts),
             clock: clock.clone(),
         },
         keyring.clone(),

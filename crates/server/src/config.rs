@@ -85,6 +85,17 @@ pub struct Config {
     #[arg(long, env = "CUSTODIA_SESSION_LIFETIME_HOURS", default_value_t = 12)]
     pub session_lifetime_hours: u32,
 
+    /// Days security events (sign-ins, failures, account changes) are kept before
+    /// the retention job deletes them.
+    #[arg(long, env = "CUSTODIA_SECURITY_EVENT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub security_event_retention_days: u32,
+
+    /// Minutes between runs of the retention job (which also runs at start).
+    #[arg(long, env = "CUSTODIA_RETENTION_INTERVAL_MINUTES", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_interval_minutes: u32,
+
     /// A request header set by a trusted proxy carrying the client's ISO country
     /// code (e.g. `CF-IPCountry`). Only a two-letter code is ever kept. Unset: no
     /// location is recorded.

@@ -4,6 +4,7 @@
 //! - [`config`]: settings from flags and environment;
 //! - [`app`]: the composition root, serving and graceful shutdown;
 //! - [`edge`]: request ids, problem+json for every failure, security headers, access log;
+//! - [`jobs`]: background work (the retention sweep);
 //! - [`problem`]: the RFC 9457 error shape;
 //! - [`api`]: the operations, one module per context;
 //! - [`telemetry`]: log set-up.
@@ -13,6 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod edge;
+pub mod jobs;
 pub mod problem;
 pub mod routes;
 pub mod state;

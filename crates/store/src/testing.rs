@@ -182,6 +182,81 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Everything the database holds, as raw bytes: the SQLite files (database and
+/// write-ahead log), or every text and bytea value of every PostgreSQL table.
+/// # Panics
+/// When the database cannot be read: the test cannot run.
+pub async fn raw_contents(db: &Database, url: &str) -> Vec<(String, Vec<u8>)> {
+    use sea_orm::Statement;
+    match db.backend() {
+        crate::Backend::Sqlite => {
+            let path = url
+                .strip_prefix("sqlite://")
+                .expect("a sqlite URL")
+                .to_owned();
+            let mut files = Vec::new();
+            for file in [path.clone(), format!("{path}-wal")] {
+                if let Ok(bytes) = std::fs::read(&file) {
+                    files.push((file, bytes));
+                }
+            }
+            assert!(
+                files.iter().any(|(name, _)| name.ends_with("-wal")),
+                "the WAL is read too"
+            );
+            files
+        }
+        crate::Backend::Postgres => {
+            let backend = db.connection().get_database_backend();
+            let columns = db
+                .connection()
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d \
+                     FROM information_schema.columns WHERE table_schema = 'public' \
+                     AND data_type IN ('text', 'character varying', 'bytea')",
+                ))
+                .await
+                .expect("lists columns");
+            let mut values = Vec::new();
+            for column in columns {
+                let table: String = column.try_get("", "t").expect("table");
+                let name: String = column.try_get("", "c").expect("column");
+                let kind: String = column.try_get("", "d").expect("type");
+                let select = if kind == "bytea" {
+                    format!("SELECT \"{name}\" AS v FROM \"{table}\"")
+                } else {
+                    format!("SELECT convert_to(\"{name}\", 'UTF8') AS v FROM \"{table}\"")
+                };
+                for row in db
+                    .connection()
+                    .query_all_raw(Statement::from_string(backend, select))
+                    .await
+                    .expect("reads the column")
+                {
+                    let value: Option<Vec<u8>> = row.try_get("", "v").expect("bytes");
+                    if let Some(value) = value {
+                        values.push((format!("{table}.{name}"), value));
+                    }
+                }
+            }
+            assert!(
+                values.iter().any(|(place, _)| place == "users.name_enc"),
+                "the users table is read"
+            );
+            values
+        }
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+#[must_use]
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

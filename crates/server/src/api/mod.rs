@@ -4,6 +4,7 @@
 //! lowerCamelCase `operationId`, one tag per context, problem+json errors declared
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
+pub mod account;
 pub mod identity;
 pub mod system;
 
@@ -21,7 +22,11 @@ pub enum ApiTags {
 }
 
 /// Every context's operations.
-pub type Apis = (system::SystemApi, identity::IdentityApi);
+pub type Apis = (
+    system::SystemApi,
+    identity::IdentityApi,
+    account::AccountApi,
+);
 
 /// The API's title in the OpenAPI document.
 pub const TITLE: &str = "Custodia";
@@ -33,6 +38,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
         (
             system::SystemApi::new(state.clone()),
             identity::IdentityApi::new(state.clone()),
+            account::AccountApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

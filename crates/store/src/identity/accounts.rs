@@ -27,17 +27,17 @@ use crate::Database;
 /// The blind index that finds an account by its normalised email.
 const EMAIL_INDEX: &str = "email";
 /// Field bindings of the sealed `users` columns.
-const NAME_FIELD: &str = "users.name";
+pub(super) const NAME_FIELD: &str = "users.name";
 const EMAIL_FIELD: &str = "users.email";
-const PHONE_FIELD: &str = "users.phone";
+pub(super) const PHONE_FIELD: &str = "users.phone";
 
 /// Practices, people, memberships, credentials and one-time tokens on Custodia's
 /// database, with personal fields sealed by the [`Keyring`].
 #[derive(Debug, Clone)]
 pub struct SeaOrmIdentityRepository {
-    db: Database,
-    keyring: Keyring,
-    indexer: BlindIndexer,
+    pub(super) db: Database,
+    pub(super) keyring: Keyring,
+    pub(super) indexer: BlindIndexer,
 }
 
 impl SeaOrmIdentityRepository {
@@ -346,6 +346,7 @@ impl IdentityRepository for SeaOrmIdentityRepository {
         id: UserId,
     ) -> Result<Option<(User, Credentials)>, RepositoryError> {
         let row = user::Entity::find_by_id(id.as_uuid())
+            .filter(user::Column::Status.ne(AccountStatus::Erased.as_str()))
             .one(self.db.connection())
             .await
             .map_err(unavailable)?;
@@ -479,6 +480,14 @@ impl IdentityRepository for SeaOrmIdentityRepository {
             Some(_) => Err(TokenRejection::Expired),
             None => Err(TokenRejection::Unknown),
         })
+    }
+
+    async fn issue_token(&self, token: &OneTimeToken) -> Result<(), RepositoryError> {
+        one_time_token::Entity::insert(token_row(token))
+            .exec_without_returning(self.db.connection())
+            .await
+            .map(drop)
+            .map_err(unavailable)
     }
 
     async fn mark_email_verified(

@@ -232,3 +232,77 @@ pub(super) mod outbox {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(super) mod user_profile {
+    //! `user_profiles`: one sealed profile document per person.
+    use sea_orm::entity::prelude::*;
+
+    /// One profile.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_profiles")]
+    pub struct Model {
+        /// Whose.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        /// The profile as JSON, sealed with the person's data key.
+        pub profile_enc: Vec<u8>,
+        /// When last written.
+        pub updated_at: DateTimeWithTimeZone,
+    }
+
+    /// No relations are navigated.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(super) mod user_preference {
+    //! `user_preferences`: one preferences document per person.
+    use sea_orm::entity::prelude::*;
+
+    /// One person's preferences.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_preferences")]
+    pub struct Model {
+        /// Whose.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        /// The preferences as JSON.
+        pub preferences: String,
+        /// When last written.
+        pub updated_at: DateTimeWithTimeZone,
+    }
+
+    /// No relations are navigated.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(super) mod account_deletion_request {
+    //! `account_deletion_requests`: self-service deletion requests.
+    use sea_orm::entity::prelude::*;
+
+    /// One request.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "account_deletion_requests")]
+    pub struct Model {
+        /// Its id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Whose account.
+        pub user_id: Uuid,
+        /// When received.
+        pub requested_at: DateTimeWithTimeZone,
+        /// `received` until the rights engine answers it.
+        pub status: String,
+    }
+
+    /// No relations are navigated.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

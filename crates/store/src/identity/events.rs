@@ -2,6 +2,7 @@
 //! `security_events` table.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use identity::model::{SecurityEvent, SecurityEventKind};
 use identity::ports::{RepositoryError, SecurityEventLog};
 use kernel::UserId;
@@ -14,7 +15,7 @@ use crate::Database;
 const TABLE: &str = "security_events";
 
 /// Every kind, to read `kind` back.
-const KINDS: [SecurityEventKind; 7] = [
+const KINDS: [SecurityEventKind; 9] = [
     SecurityEventKind::SignInSucceeded,
     SecurityEventKind::SignInFailed,
     SecurityEventKind::AccountLocked,
@@ -22,6 +23,8 @@ const KINDS: [SecurityEventKind; 7] = [
     SecurityEventKind::AllSessionsRevoked,
     SecurityEventKind::EmailVerified,
     SecurityEventKind::AccountCreated,
+    SecurityEventKind::AccountUpdated,
+    SecurityEventKind::DeletionRequested,
 ];
 
 /// The security-event log on Custodia's database.
@@ -88,5 +91,14 @@ impl SecurityEventLog for SeaOrmSecurityEventLog {
             .into_iter()
             .map(to_domain)
             .collect()
+    }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        Entity::delete_many()
+            .filter(Column::At.lt(stored(cutoff)))
+            .exec(self.db.connection())
+            .await
+            .map(|done| done.rows_affected)
+            .map_err(unavailable)
     }
 }

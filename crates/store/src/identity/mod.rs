@@ -1,6 +1,8 @@
 //! The identity context's adapters: [`SeaOrmIdentityRepository`] (practices,
 //! people, memberships, credentials, one-time tokens), [`SeaOrmSessionRepository`],
-//! [`SeaOrmSecurityEventLog`] and [`OutboxNotifier`].
+//! [`SeaOrmSecurityEventLog`], [`OutboxNotifier`] and [`SeaOrmProfileRepository`];
+//! [`SeaOrmIdentityRepository`] also implements `AccountRepository` (self-service
+//! changes, deletion requests, export and erasure) in `lifecycle`.
 //!
 //! A person's name, email and phone are sealed with their data key (the subject
 //! key under their home practice), each bound to the user id and the column, so a
@@ -11,7 +13,9 @@
 mod accounts;
 mod entity;
 mod events;
+mod lifecycle;
 mod outbox;
+mod profiles;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -24,6 +28,7 @@ use identity::ports::RepositoryError;
 pub use accounts::SeaOrmIdentityRepository;
 pub use events::SeaOrmSecurityEventLog;
 pub use outbox::OutboxNotifier;
+pub use profiles::SeaOrmProfileRepository;
 pub use sessions::SeaOrmSessionRepository;
 
 /// Any failure but a broken unique rule.

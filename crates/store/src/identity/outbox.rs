@@ -119,7 +119,9 @@ impl Notifier for OutboxNotifier {
                 let payload = serde_json::json!({ TOKEN_KEY: token.expose() });
                 Some(self.seal(id, notice.user, &payload).await?)
             }
-            NoticeKind::NewSignIn | NoticeKind::AccountLocked => None,
+            NoticeKind::NewSignIn | NoticeKind::AccountLocked | NoticeKind::DeletionRequested => {
+                None
+            }
         };
         let row = outbox::ActiveModel {
             id: Set(id),

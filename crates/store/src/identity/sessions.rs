@@ -30,7 +30,7 @@ impl SeaOrmSessionRepository {
     }
 }
 
-fn to_domain(row: Model) -> Result<Session, RepositoryError> {
+pub(super) fn to_domain(row: Model) -> Result<Session, RepositoryError> {
     Ok(Session {
         id: SessionId::from_uuid(row.id),
         user: UserId::from_uuid(row.user_id),

@@ -18,7 +18,7 @@ use identity::values::{
     DataRegion, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
 };
 use kernel::{OrganisationId, Role, Sensitive, SubjectId, SystemClock, UserId};
-use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use super::entity::outbox;
@@ -26,7 +26,7 @@ use super::{
     OutboxNotifier, SeaOrmIdentityRepository, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 use crate::testing::{TestDatabase, count_rows};
-use crate::{Backend, Database, SeaOrmKeyStore};
+use crate::{Database, SeaOrmKeyStore};
 
 /// Runs `scenario` on a fresh SQLite database and, when configured, PostgreSQL.
 macro_rules! on_both_databases {
@@ -399,77 +399,12 @@ async fn personal_fields_never_reach_the_database_in_clear(test_db: TestDatabase
     world.drop().await;
 }
 
-/// Everything the database holds, as raw bytes: the SQLite files (database and
-/// write-ahead log), or every text and bytea value of every PostgreSQL table.
 async fn stored_bytes(world: &World) -> Vec<(String, Vec<u8>)> {
-    let db = world.db();
-    match db.backend() {
-        Backend::Sqlite => {
-            let path = world
-                .test_db
-                .url()
-                .strip_prefix("sqlite://")
-                .expect("a sqlite URL")
-                .to_owned();
-            let mut files = Vec::new();
-            for file in [path.clone(), format!("{path}-wal")] {
-                if let Ok(bytes) = std::fs::read(&file) {
-                    files.push((file, bytes));
-                }
-            }
-            assert!(
-                files.iter().any(|(name, _)| name.ends_with("-wal")),
-                "the WAL is read too"
-            );
-            files
-        }
-        Backend::Postgres => {
-            let backend = db.connection().get_database_backend();
-            let columns = db
-                .connection()
-                .query_all_raw(Statement::from_string(
-                    backend,
-                    "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d \
-                     FROM information_schema.columns WHERE table_schema = 'public' \
-                     AND data_type IN ('text', 'character varying', 'bytea')",
-                ))
-                .await
-                .expect("lists columns");
-            let mut values = Vec::new();
-            for column in columns {
-                let table: String = column.try_get("", "t").expect("table");
-                let name: String = column.try_get("", "c").expect("column");
-                let kind: String = column.try_get("", "d").expect("type");
-                let select = if kind == "bytea" {
-                    format!("SELECT \"{name}\" AS v FROM \"{table}\"")
-                } else {
-                    format!("SELECT convert_to(\"{name}\", 'UTF8') AS v FROM \"{table}\"")
-                };
-                for row in db
-                    .connection()
-                    .query_all_raw(Statement::from_string(backend, select))
-                    .await
-                    .expect("reads the column")
-                {
-                    let value: Option<Vec<u8>> = row.try_get("", "v").expect("bytes");
-                    if let Some(value) = value {
-                        values.push((format!("{table}.{name}"), value));
-                    }
-                }
-            }
-            assert!(
-                values.iter().any(|(place, _)| place == "users.name_enc"),
-                "the users table is read"
-            );
-            values
-        }
-    }
+    crate::testing::raw_contents(world.db(), world.test_db.url()).await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
+    crate::testing::contains(haystack, needle)
 }
 
 async fn tokens_redeem_once(test_db: TestDatabase) {

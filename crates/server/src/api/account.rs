@@ -290,7 +290,10 @@ pub struct DeletionRequestView {
 #[derive(Debug, Object)]
 pub struct VerificationRequest {
     /// The address the account was registered with.
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,15}){0,2}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    ))]
     pub email: String,
 }
 

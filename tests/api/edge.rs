@@ -68,3 +68,19 @@ both_databases!(async fn oversized_bodies_are_413_problems(app) {
     assert_problem(resp, 413).await;
     app.stop().await;
 });
+
+both_databases!(async fn a_number_or_boolean_for_a_string_field_is_refused_before_any_operation(app) {
+    // poem-openapi alone would read `false` as the string "false".
+    for body in [serde_json::json!({ "email": false }), serde_json::json!({ "email": 12345 })] {
+        let resp = app.client.post(app.url("/v1/email-verification-requests")).json(&body).send().await.expect("answers");
+        let problem = assert_problem(resp, 422).await;
+        assert_eq!(problem["detail"], "The field `email` must be a string.");
+    }
+    let token = app.signed_in_provider("typed@example.com").await;
+    let resp = app.client.patch(app.url("/v1/me")).bearer_auth(&token)
+        .json(&serde_json::json!({ "name": true })).send().await.expect("answers");
+    assert_problem(resp, 422).await;
+    let me: Value = app.client.get(app.url("/v1/me")).bearer_auth(&token).send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(me["user"]["name"], "Test Provider", "nothing changed");
+    app.stop().await;
+});

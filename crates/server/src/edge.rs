@@ -8,6 +8,8 @@
 //! over the limit with 413 whether or not they declare a length, adds `Allow` to
 //! 405 answers, sets the security headers, and writes one access-log line per
 //! request. An operation's own problem (`Err(ApiError)`) is passed on as written.
+//! A JSON body whose top-level fields have the wrong JSON type is refused (422)
+//! before any operation runs: poem-openapi would read `false` into a string field.
 //!
 //! The access log names the operation (its `operationId`), never the raw path or
 //! query, so nothing a client typed into a URL reaches the log.
@@ -113,8 +115,20 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         req.extensions_mut().insert(client);
 
         let (outcome, body) = match buffer_body(req, self.max_body_bytes).await {
+            Ok((_, body))
+                if let Some(fault) =
+                    self.routes
+                        .type_fault(method.as_str(), &path, body.as_ref()) =>
+            {
+                let problem =
+                    REQUEST_ID.sync_scope(request_id, || Problem::from_body_fault(&fault));
+                (Ok(problem_response(&problem)), Some(body))
+            }
             Ok((req, body)) => (
-                REQUEST_ID.scope(request_id, self.inner.call(req)).await,
+                REQUEST_ID
+                    .scope(request_id, self.inner.call(req))
+                    .await
+                    .map(IntoResponse::into_response),
                 Some(body),
             ),
             Err(err) => (Err(err), None),

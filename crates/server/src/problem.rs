@@ -232,6 +232,14 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The 422 for a body whose fields break the schema in the way `fault` says.
+    #[must_use]
+    pub fn from_body_fault(fault: &BodyFault) -> Self {
+        payload_problem("", Some(fault))
+    }
+}
+
 /// What the edge found out about a rejected request, so its problem can name the
 /// part at fault. Every name comes from the API's own spec, never from the request.
 #[derive(Debug, Clone, Default)]

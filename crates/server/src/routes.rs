@@ -264,17 +264,8 @@ impl RouteTable {
         if !missing.is_empty() {
             return Some(BodyFault::Missing(missing));
         }
-        let wrong: Vec<(String, JsonKind)> = schema
-            .properties
-            .iter()
-            .filter_map(|(name, kind)| {
-                let kind = (*kind)?;
-                let value = object.get(name.as_str())?;
-                (!value.is_null() && !kind.admits(value)).then(|| (name.clone(), kind))
-            })
-            .collect();
-        if !wrong.is_empty() {
-            return Some(BodyFault::WrongType(wrong));
+        if let Some(wrong) = self.type_fault(method, path, body) {
+            return Some(wrong);
         }
         let broken: Vec<(String, String)> = schema
             .constraints
@@ -287,6 +278,31 @@ impl RouteTable {
             })
             .collect();
         (!broken.is_empty()).then_some(BodyFault::Rule(broken))
+    }
+
+    /// The body's top-level fields whose JSON type differs from the spec's, before
+    /// the operation sees them. poem-openapi reads a JSON number or boolean into a
+    /// `String` field (`false` becomes `"false"`); the edge refuses that here, so a
+    /// schema-violating body never reaches an operation.
+    #[must_use]
+    pub fn type_fault(&self, method: &str, path: &str, body: &[u8]) -> Option<BodyFault> {
+        let route = self.route(path)?;
+        let (_, schema) = route
+            .bodies
+            .iter()
+            .find(|(m, _)| m.eq_ignore_ascii_case(method))?;
+        let value = serde_json::from_slice::<Value>(body).ok()?;
+        let object = value.as_object()?;
+        let wrong: Vec<(String, JsonKind)> = schema
+            .properties
+            .iter()
+            .filter_map(|(name, kind)| {
+                let kind = (*kind)?;
+                let value = object.get(name.as_str())?;
+                (!value.is_null() && !kind.admits(value)).then(|| (name.clone(), kind))
+            })
+            .collect();
+        (!wrong.is_empty()).then_some(BodyFault::WrongType(wrong))
     }
 
     /// The route whose template matches `path`; where several do, the one with the

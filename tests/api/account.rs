@@ -153,12 +153,16 @@ both_databases!(async fn preferences_default_replace_and_validate(app) {
 both_databases!(async fn a_person_updates_their_details_and_it_is_recorded(app) {
     let token = app.signed_in_provider("mary@example.com").await;
     let updated = json_of(send(&app, reqwest::Method::PATCH, "/v1/me", Some(&token),
-        Some(json!({ "name": "Mary Somerville", "phone": null, "profession": "Occupational therapist" }))).await, 200).await;
+        Some(json!({ "name": "Mary Somerville", "phone": "+442079460000", "profession": "Occupational therapist" }))).await, 200).await;
     assert_eq!(updated["name"], "Mary Somerville");
-    assert!(updated.get("phone").is_none(), "the phone was removed");
+    assert_eq!(updated["phone"], "+442079460000");
+    // `null` is not a value the schema allows: refused, nothing changed.
+    let resp = send(&app, reqwest::Method::PATCH, "/v1/me", Some(&token), Some(json!({ "phone": null }))).await;
+    assert_eq!(resp.status(), 422);
     let current = me(&app, &token).await;
     assert_eq!(current["user"]["name"], "Mary Somerville");
     assert_eq!(current["user"]["profession"], "Occupational therapist");
+    assert_eq!(current["user"]["phone"], "+442079460000");
     assert_eq!(current["user"]["email"], "mary@example.com", "the email is not changed here");
 
     // A bad phone is refused and nothing changes, the name included.

@@ -4,7 +4,8 @@
 //!   committed file differs;
 //! - `tidy`: the dependency rules of DESIGN.md, `//!` module docs, compliance rows;
 //! - `db up|down|status`: migrations on `DATABASE_URL`;
-//! - `seed --size N`: realistic demo data.
+//! - `seed --size N`: realistic demo data;
+//! - `outbox-secret --user ID [--kind K]`: the token of a person's newest queued notice.
 
 #![allow(
     clippy::print_stdout,
@@ -14,6 +15,7 @@
 
 mod db;
 mod openapi;
+mod outbox;
 mod seed;
 mod tidy;
 
@@ -54,6 +56,8 @@ enum Command {
     },
     /// Fill a database with realistic demo data.
     Seed(seed::Args),
+    /// Print the token of a person's newest queued notice (development and CI).
+    OutboxSecret(outbox::Args),
 }
 
 /// The workspace root (the folder above `xtask/`).
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
             database_url,
         } => runtime.block_on(db::run(action, &database_url)),
         Command::Seed(args) => runtime.block_on(seed::run(args)),
+        Command::OutboxSecret(args) => runtime.block_on(outbox::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,7 +82,8 @@ impl JsonKind {
 #[derive(Debug, Clone, Default)]
 struct BodySchema {
     required: Vec<String>,
-    properties: Vec<(String, Option<JsonKind>)>,
+    /// The JSON types of the whole body, to any depth the spec gives.
+    shape: Shape,
     constraints: Vec<(String, Constraints)>,
 }
 
@@ -282,8 +283,9 @@ impl RouteTable {
 
     /// The body's top-level fields whose JSON type differs from the spec's, before
     /// the operation sees them. poem-openapi reads a JSON number or boolean into a
-    /// `String` field (`false` becomes `"false"`); the edge refuses that here, so a
-    /// schema-violating body never reaches an operation.
+    /// `String` field (`false` becomes `"false"`) and `null` into an optional one;
+    /// the edge refuses both here (`null` only where the spec does not declare the
+    /// field `nullable`), so a schema-violating body never reaches an operation.
     #[must_use]
     pub fn type_fault(&self, method: &str, path: &str, body: &[u8]) -> Option<BodyFault> {
         let route = self.route(path)?;
@@ -292,16 +294,10 @@ impl RouteTable {
             .iter()
             .find(|(m, _)| m.eq_ignore_ascii_case(method))?;
         let value = serde_json::from_slice::<Value>(body).ok()?;
-        let object = value.as_object()?;
-        let wrong: Vec<(String, JsonKind)> = schema
-            .properties
-            .iter()
-            .filter_map(|(name, kind)| {
-                let kind = (*kind)?;
-                let value = object.get(name.as_str())?;
-                (!value.is_null() && !kind.admits(value)).then(|| (name.clone(), kind))
-            })
-            .collect();
+        // A body that is not an object is poem's to refuse, with its own words.
+        value.as_object()?;
+        let mut wrong = Vec::new();
+        type_faults(&value, &schema.shape, "", &mut wrong);
         (!wrong.is_empty()).then_some(BodyFault::WrongType(wrong))
     }
 
@@ -351,16 +347,7 @@ fn body_schema(operation: &Value, schemas: Option<&Map<String, Value>>) -> Optio
                 .collect()
         })
         .unwrap_or_default();
-    let properties = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|props| {
-            props
-                .iter()
-                .map(|(name, prop)| (name.clone(), resolve(prop, schemas).and_then(kind_of)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let shape = shape_of(schema, schemas, SHAPE_DEPTH);
     let constraints = schema
         .get("properties")
         .and_then(Value::as_object)
@@ -375,7 +362,7 @@ fn body_schema(operation: &Value, schemas: Option<&Map<String, Value>>) -> Optio
         .unwrap_or_default();
     Some(BodySchema {
         required,
-        properties,
+        shape,
         constraints,
     })
 }
@@ -396,6 +383,110 @@ fn resolve<'a>(schema: &'a Value, schemas: Option<&'a Map<String, Value>>) -> Op
             schemas?.get(name)
         }
         None => Some(schema),
+    }
+}
+
+/// How deep [`Shape`]s follow nested objects and arrays (and so the end of any
+/// recursive schema).
+const SHAPE_DEPTH: u8 = 8;
+
+/// The JSON types a value must have, read from the spec: its own kind and, for
+/// arrays and objects, its parts'.
+#[derive(Debug, Clone, Default)]
+struct Shape {
+    kind: Option<JsonKind>,
+    items: Option<Box<Shape>>,
+    fields: Vec<Field>,
+}
+
+/// One declared property of an object.
+#[derive(Debug, Clone)]
+struct Field {
+    name: String,
+    shape: Shape,
+    /// Declared `nullable`: otherwise the field may be absent, never `null`.
+    nullable: bool,
+}
+
+fn shape_of(schema: &Value, schemas: Option<&Map<String, Value>>, depth: u8) -> Shape {
+    let resolved = resolve(schema, schemas).unwrap_or(schema);
+    let kind = kind_of(resolved);
+    let Some(depth) = depth.checked_sub(1) else {
+        return Shape {
+            kind,
+            ..Shape::default()
+        };
+    };
+    let items = resolved
+        .get("items")
+        .map(|items| Box::new(shape_of(items, schemas, depth)));
+    let fields = resolved
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, prop)| {
+                    let flag = |v: &Value| v.get("nullable").and_then(Value::as_bool);
+                    Field {
+                        name: name.clone(),
+                        shape: shape_of(prop, schemas, depth),
+                        nullable: flag(prop)
+                            .or_else(|| resolve(prop, schemas).and_then(flag))
+                            .unwrap_or(false),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Shape {
+        kind,
+        items,
+        fields,
+    }
+}
+
+/// Collects, into `out`, the spec names (`credentials[].title`) of the parts of
+/// `value` whose JSON type `shape` does not allow, each once. Names come from the
+/// spec, never from the value.
+fn type_faults(value: &Value, shape: &Shape, at: &str, out: &mut Vec<(String, JsonKind)>) {
+    let mut push = |name: String, kind: JsonKind| {
+        if !out.iter().any(|(seen, _)| *seen == name) {
+            out.push((name, kind));
+        }
+    };
+    if let Some(kind) = shape.kind
+        && !kind.admits(value)
+    {
+        push(at.to_owned(), kind);
+        return;
+    }
+    if let (Some(items), Some(array)) = (&shape.items, value.as_array()) {
+        let at = format!("{at}[]");
+        for item in array {
+            type_faults(item, items, &at, out);
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for field in &shape.fields {
+            let Some(inner) = object.get(&field.name) else {
+                continue;
+            };
+            let name = if at.is_empty() {
+                field.name.clone()
+            } else {
+                format!("{at}.{}", field.name)
+            };
+            match (inner.is_null(), field.shape.kind) {
+                (true, Some(kind)) if !field.nullable => {
+                    if !out.iter().any(|(seen, _)| *seen == name) {
+                        out.push((name, kind));
+                    }
+                }
+                (true, _) => {}
+                (false, _) => type_faults(inner, &field.shape, &name, out),
+            }
+        }
     }
 }
 
@@ -455,8 +546,11 @@ mod tests {
                 "name": {"type": "string"},
                 "count": {"type": "integer", "format": "uint32"},
                 "kind": {"allOf": [{"$ref": "#/components/schemas/Kind"}, {"description": "d"}]},
-                "note": {"type": "string"}
+                "note": {"type": "string"},
+                "memo": {"type": "string", "nullable": true},
+                "parts": {"type": "array", "items": {"$ref": "#/components/schemas/Part"}}
             }},
+            "Part": {"type": "object", "properties": {"label": {"type": "string"}}},
             "Kind": {"type": "string", "enum": ["a", "b"]}
         }}
     }"##;
@@ -480,7 +574,35 @@ mod tests {
                 ("kind".to_owned(), JsonKind::String),
             ]))
         );
-        assert_eq!(fault(r#"{"name":"x","count":1,"note":null}"#), None);
+        // An optional field may be absent, but `null` only where declared nullable.
+        assert_eq!(
+            fault(r#"{"name":"x","count":1,"note":null}"#),
+            Some(BodyFault::WrongType(vec![(
+                "note".to_owned(),
+                JsonKind::String
+            )]))
+        );
+        assert_eq!(fault(r#"{"name":"x","count":1,"memo":null}"#), None);
+        assert_eq!(fault(r#"{"name":"x","count":1}"#), None);
+        // To any depth, named by the spec's path, once per name.
+        assert_eq!(
+            fault(r#"{"name":"x","count":1,"parts":[{"label":false},{"label":2},{"label":"ok"}]}"#),
+            Some(BodyFault::WrongType(vec![(
+                "parts[].label".to_owned(),
+                JsonKind::String
+            )]))
+        );
+        assert_eq!(
+            fault(r#"{"name":"x","count":1,"parts":[{"label":null}]}"#),
+            Some(BodyFault::WrongType(vec![(
+                "parts[].label".to_owned(),
+                JsonKind::String
+            )]))
+        );
+        assert_eq!(
+            fault(r#"{"name":"x","count":1,"parts":[{"label":"a"}]}"#),
+            None
+        );
         assert_eq!(fault(r#"{"name":"#), None);
         assert_eq!(fault("[]"), None);
         assert_eq!(table.body_fault("PUT", "/v1/things", br#"{}"#), None);

@@ -13,12 +13,11 @@ use identity::values::{PersonName, Phone, Profession};
 use kernel::{Actor, PersonalData as _, Purpose, Sensitive};
 use poem::Request;
 use poem_openapi::payload::Json;
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::ApiTags;
-use crate::api::identity::{Found, UserView};
+use crate::api::identity::Found;
 use crate::auth::{SessionAuth, context};
 use crate::problem::{ApiError, Problem, ProblemKind};
 use crate::state::AppState;
@@ -237,9 +236,9 @@ pub struct AccountUpdate {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     ))]
     pub name: Option<String>,
-    /// A new phone in international form, or `null` to remove it.
+    /// A new phone in international form.
     #[oai(validator(pattern = r"^\+[1-9][0-9]{7,14}$"))]
-    pub phone: MaybeUndefined<String>,
+    pub phone: Option<String>,
     /// A new profession.
     #[oai(validator(
         min_length = 1,
@@ -250,14 +249,16 @@ pub struct AccountUpdate {
 }
 
 impl AccountUpdate {
-    fn parse(self) -> Result<AccountChange, IdentityError> {
+    /// The change, parsed.
+    pub(crate) fn parse(self) -> Result<AccountChange, IdentityError> {
         Ok(AccountChange {
             name: self.name.as_deref().map(PersonName::parse).transpose()?,
-            phone: match self.phone {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(raw) => Some(Some(Phone::parse(&raw)?)),
-            },
+            phone: self
+                .phone
+                .as_deref()
+                .map(Phone::parse)
+                .transpose()?
+                .map(Some),
             profession: self
                 .profession
                 .as_deref()
@@ -337,20 +338,6 @@ pub enum AcceptedEmpty {
 
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Identity")]
 impl AccountApi {
-    /// Change the caller's name, phone or profession.
-    #[oai(path = "/me", method = "patch", operation_id = "updateCurrentUser")]
-    async fn update_current_user(
-        &self,
-        req: &Request,
-        auth: SessionAuth,
-        body: Json<AccountUpdate>,
-    ) -> Result<Found<UserView>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
-        let change = body.0.parse()?;
-        let user = self.state.identity().update_account(&ctx, change).await?;
-        Ok(Found::Ok(Json((&user).into())))
-    }
-
     /// The caller's profile: picture reference, credentials, practice information.
     #[oai(path = "/me/profile", method = "get", operation_id = "getProfile")]
     async fn get_profile(

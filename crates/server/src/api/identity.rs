@@ -599,6 +599,20 @@ impl IdentityApi {
         })))
     }
 
+    /// Change the caller's name, phone or profession.
+    #[oai(path = "/me", method = "patch", operation_id = "updateCurrentUser")]
+    async fn update_current_user(
+        &self,
+        req: &Request,
+        auth: SessionAuth,
+        body: Json<crate::api::account::AccountUpdate>,
+    ) -> Result<Found<UserView>, ApiError> {
+        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let change = body.0.parse()?;
+        let user = self.state.identity().update_account(&ctx, change).await?;
+        Ok(Found::Ok(Json((&user).into())))
+    }
+
     /// The caller's recent security events: sign-ins, failures, lockouts, revocations.
     #[oai(
         path = "/me/security-events",

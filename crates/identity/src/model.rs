@@ -8,6 +8,10 @@ use crypto::TokenHash;
 use kernel::{OrganisationId, Role, SubjectId, UserId};
 use uuid::Uuid;
 
+mod people;
+
+pub use people::{DeletionFlag, Guardianship, PracticeMember, RoleRemoval};
+
 use crate::values::{
     DataRegion, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
 };
@@ -68,6 +72,9 @@ pub enum AccountStatus {
     Active,
     /// Switched off by an administrator or on the person's request; no session works.
     Disabled,
+    /// Found to belong to a child under 13 (O1): refused like a disabled account,
+    /// every session ended, flagged for deletion, and kept frozen until erased.
+    Frozen,
 }
 
 impl AccountStatus {
@@ -78,13 +85,19 @@ impl AccountStatus {
             Self::PendingVerification => "pending_verification",
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Frozen => "frozen",
         }
     }
 
     /// Parses [`AccountStatus::as_str`]'s output.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::PendingVerification, Self::Active, Self::Disabled]
+        [
+            Self::PendingVerification,
+            Self::Active,
+            Self::Disabled,
+            Self::Frozen,
+        ]
             .into_iter()
             .find(|s| s.as_str() == raw)
     }
@@ -169,6 +182,9 @@ pub struct Session {
 pub enum TokenPurpose {
     /// Proves control of the email address.
     VerifyEmail,
+    /// Activates an account created for someone else (a client, a member, a
+    /// guardian): sets its password and proves the address.
+    ActivateAccount,
 }
 
 impl TokenPurpose {
@@ -177,6 +193,7 @@ impl TokenPurpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
+            Self::ActivateAccount => "activate_account",
         }
     }
 }
@@ -222,6 +239,21 @@ pub enum SecurityEventKind {
     EmailVerified,
     /// A practice and its first account were created.
     AccountCreated,
+    /// An account created for someone was activated with its token.
+    AccountActivated,
+    /// A role in a practice was given to the account.
+    RoleGranted,
+    /// A role in a practice was taken from the account.
+    RoleRemoved,
+    /// An administrator disabled the account; its sessions were ended.
+    AccountDisabled,
+    /// An administrator enabled the account again.
+    AccountEnabled,
+    /// The account was found to belong to a child under 13: frozen, its sessions
+    /// ended, flagged for deletion (O1).
+    AccountFrozen,
+    /// A guardian was linked to the account (a minor's).
+    GuardianLinked,
 }
 
 impl SecurityEventKind {
@@ -236,6 +268,13 @@ impl SecurityEventKind {
             Self::AllSessionsRevoked => "all_sessions_revoked",
             Self::EmailVerified => "email_verified",
             Self::AccountCreated => "account_created",
+            Self::AccountActivated => "account_activated",
+            Self::RoleGranted => "role_granted",
+            Self::RoleRemoved => "role_removed",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
+            Self::AccountFrozen => "account_frozen",
+            Self::GuardianLinked => "guardian_linked",
         }
     }
 }
@@ -272,6 +311,20 @@ pub enum NoticeKind {
     NewSignIn,
     /// "Your account was locked after repeated failed sign-ins".
     AccountLocked,
+    /// "An account was created for you": carries the activation token, which only
+    /// the outbox sees.
+    ActivateAccount {
+        /// The token to redeem.
+        token: kernel::Sensitive<String>,
+    },
+    /// "You were given a role in a practice" (an existing account).
+    RoleGranted,
+    /// "Your account was disabled by your practice's administrator".
+    AccountDisabled,
+    /// "Your account was enabled again".
+    AccountEnabled,
+    /// "You were linked as the guardian of a client" (an existing account).
+    GuardianLinked,
 }
 
 impl NoticeKind {
@@ -282,6 +335,11 @@ impl NoticeKind {
             Self::VerifyEmail { .. } => "verify_email",
             Self::NewSignIn => "new_sign_in",
             Self::AccountLocked => "account_locked",
+            Self::ActivateAccount { .. } => "activate_account",
+            Self::RoleGranted => "role_granted",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
+            Self::GuardianLinked => "guardian_linked",
         }
     }
 }

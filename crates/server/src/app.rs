@@ -240,13 +240,11 @@ fn compose(
             ..KeyringConfig::default()
         },
     );
+    let accounts = SeaOrmIdentityRepository::new(database.clone(), keyring.clone(), blind_index);
     let identity = IdentityService::new(
         IdentityPorts {
-            repository: Arc::new(SeaOrmIdentityRepository::new(
-                database.clone(),
-                keyring.clone(),
-                blind_index,
-            )),
+            repository: Arc::new(accounts.clone()),
+            people: Arc::new(accounts),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
             events: Arc::new(SeaOrmSecurityEventLog::new(database.clone())),
             notifier: Arc::new(OutboxNotifier::new(database.clone(), keyring.clone())),

@@ -5,6 +5,7 @@
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
 pub mod identity;
+pub mod practice;
 pub mod system;
 
 use poem_openapi::{ExtraHeader, OpenApiService, Tags};
@@ -18,10 +19,16 @@ pub enum ApiTags {
     System,
     /// Practices, accounts, sign-in and sessions.
     Identity,
+    /// The people of a practice: clients, guardians, members, roles, activation.
+    Practice,
 }
 
 /// Every context's operations.
-pub type Apis = (system::SystemApi, identity::IdentityApi);
+pub type Apis = (
+    system::SystemApi,
+    identity::IdentityApi,
+    practice::PracticeApi,
+);
 
 /// The API's title in the OpenAPI document.
 pub const TITLE: &str = "Custodia";
@@ -33,6 +40,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
         (
             system::SystemApi::new(state.clone()),
             identity::IdentityApi::new(state.clone()),
+            practice::PracticeApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

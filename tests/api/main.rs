@@ -4,4 +4,5 @@
 mod authorization;
 mod edge;
 mod identity;
+mod practice;
 mod system;

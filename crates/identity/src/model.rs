@@ -98,8 +98,8 @@ impl AccountStatus {
             Self::Disabled,
             Self::Frozen,
         ]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::Database;
 const TABLE: &str = "security_events";
 
 /// Every kind, to read `kind` back.
-const KINDS: [SecurityEventKind; 7] = [
+const KINDS: [SecurityEventKind; 14] = [
     SecurityEventKind::SignInSucceeded,
     SecurityEventKind::SignInFailed,
     SecurityEventKind::AccountLocked,
@@ -22,6 +22,13 @@ const KINDS: [SecurityEventKind; 7] = [
     SecurityEventKind::AllSessionsRevoked,
     SecurityEventKind::EmailVerified,
     SecurityEventKind::AccountCreated,
+    SecurityEventKind::AccountActivated,
+    SecurityEventKind::RoleGranted,
+    SecurityEventKind::RoleRemoved,
+    SecurityEventKind::AccountDisabled,
+    SecurityEventKind::AccountEnabled,
+    SecurityEventKind::AccountFrozen,
+    SecurityEventKind::GuardianLinked,
 ];
 
 /// The security-event log on Custodia's database.

@@ -164,7 +164,10 @@ struct AccountRows {
     token: one_time_token::ActiveModel,
 }
 
-async fn insert_account(txn: &DatabaseTransaction, rows: AccountRows) -> Result<(), RepositoryError> {
+async fn insert_account(
+    txn: &DatabaseTransaction,
+    rows: AccountRows,
+) -> Result<(), RepositoryError> {
     user::Entity::insert(rows.user)
         .exec_without_returning(txn)
         .await
@@ -455,9 +458,7 @@ impl PeopleRepository for SeaOrmIdentityRepository {
         if known.is_some() {
             return Ok(());
         }
-        let row = self
-            .seal_birth_date(person, date_of_birth, at)
-            .await?;
+        let row = self.seal_birth_date(person, date_of_birth, at).await?;
         match birth_date::Entity::insert(row)
             .exec_without_returning(self.db.connection())
             .await
@@ -527,13 +528,12 @@ impl PeopleRepository for SeaOrmIdentityRepository {
                 .await
                 .map_err(unavailable)?;
             if !redeemed {
-                return Ok(Err(
-                    rejection(row, TokenPurpose::ActivateAccount, now).map_or_else(
+                return Ok(Err(rejection(row, TokenPurpose::ActivateAccount, now)
+                    .map_or_else(
                         |rejected| rejected,
                         // Live but not redeemed: another activation won the race.
                         |_| TokenRejection::Used,
-                    ),
-                ));
+                    )));
             }
             let owner = row.ok_or_else(|| corrupt("one_time_tokens"))?.user_id;
             activate_user(txn, owner, &password_hash, now).await?;

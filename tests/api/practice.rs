@@ -273,6 +273,7 @@ both_databases!(async fn a_client_found_to_be_under_13_is_frozen_and_flagged_for
     let refused = problem(sign_in(&app, "kid@example.com", None).await, 401).await;
     assert_eq!(refused["detail"], "The email or password is wrong.");
     assert_eq!(app.count_rows("deletion_flags").await, 1);
+    assert!(app.security_event_kinds(&client.user_id).await.contains(&"account_frozen".to_owned()));
     // Reported again: 409; an admin cannot enable it back.
     problem(post(&app, &report, Some(&admin), &json!({})).await, 409).await;
     let members: Value = send(&app, reqwest::Method::GET, &format!("/v1/organisations/{org}/members"), Some(&admin), None).await.json().await.expect("JSON");
@@ -374,6 +375,8 @@ both_databases!(async fn disabling_an_account_ends_its_sessions_at_once(app) {
     problem(me(&app, &staff.token).await, 401).await;
     problem(me(&app, &second).await, 401).await;
     problem(sign_in(&app, "staff@example.com", None).await, 401).await;
+    let kinds = app.security_event_kinds(&staff.user_id).await;
+    assert!(kinds.contains(&"account_disabled".to_owned()), "{kinds:?}");
     // Enabled again: sign-in works; the ended sessions stay ended.
     assert_eq!(send(&app, reqwest::Method::DELETE, &disablement, Some(&admin), None).await.status(), 204);
     problem(send(&app, reqwest::Method::DELETE, &disablement, Some(&admin), None).await, 409).await;

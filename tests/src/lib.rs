@@ -228,6 +228,23 @@ impl TestApp {
             .into_inner()
     }
 
+    /// The kinds of the security events recorded on `user_id`'s account, newest
+    /// first (read behind the API, for events the person can no longer read).
+    ///
+    /// # Panics
+    /// When the log cannot be read.
+    pub async fn security_event_kinds(&self, user_id: &str) -> Vec<String> {
+        use identity::ports::SecurityEventLog as _;
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        store::SeaOrmSecurityEventLog::new(self.state.database().clone())
+            .events_of(user, 100)
+            .await
+            .expect("the log is readable")
+            .iter()
+            .map(|event| event.kind.as_str().to_owned())
+            .collect()
+    }
+
     /// The practice a session acts in (the first membership of its person, as a
     /// signed-in provider's own practice).
     ///

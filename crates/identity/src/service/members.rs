@@ -453,7 +453,8 @@ impl IdentityService {
     }
 
     /// The practice's members with their roles, for an org admin: by account id
-    /// (time-ordered), those after `after`, at most `limit` (1 to 200).
+    /// (time-ordered), those after `after`, at most `limit` (1 to 200), and
+    /// whether more follow.
     ///
     /// # Errors
     /// [`IdentityError::NotFound`] (another practice), [`IdentityError::Forbidden`],
@@ -464,13 +465,19 @@ impl IdentityService {
         organisation: OrganisationId,
         after: Option<UserId>,
         limit: u32,
-    ) -> Result<Vec<PracticeMember>, IdentityError> {
+    ) -> Result<(Vec<PracticeMember>, bool), IdentityError> {
         Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
-        Ok(self
+        let limit = limit.clamp(1, 200);
+        // One more than the page, to know whether another page follows.
+        let mut members = self
             .ports
             .people
-            .members(organisation, after, limit.clamp(1, 200))
-            .await?)
+            .members(organisation, after, limit + 1)
+            .await?;
+        let page = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = members.len() > page;
+        members.truncate(page);
+        Ok((members, more))
     }
 
     /// An org admin takes a role from a member; never the practice's last

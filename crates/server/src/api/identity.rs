@@ -238,7 +238,8 @@ pub struct UserView {
     /// Their profession.
     #[oai(skip_serializing_if_is_none)]
     pub profession: Option<String>,
-    /// `pending_verification`, `active` or `disabled`.
+    /// `pending_verification`, `active`, `disabled` or `frozen` (found to be
+    /// under 13, awaiting deletion).
     pub status: String,
     /// When the email was verified.
     #[oai(skip_serializing_if_is_none)]

@@ -443,15 +443,11 @@ impl PracticeApi {
             .as_deref()
             .map(|c| position(organisation, c))
             .transpose()?;
-        let limit = limit.0.unwrap_or(50);
-        // One more than the page, to know whether another page follows.
-        let mut members = self
+        let (members, more) = self
             .state
             .identity()
-            .members(&ctx, organisation, after, limit + 1)
+            .members(&ctx, organisation, after, limit.0.unwrap_or(50))
             .await?;
-        let more = members.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        members.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let next_cursor = members
             .last()
             .filter(|_| more)

@@ -399,3 +399,35 @@ both_databases!(async fn disabling_an_account_ends_its_sessions_at_once(app) {
     assert_eq!(me(&app, &outsider).await.status(), 200);
     app.stop().await;
 });
+
+both_databases_with_clock!(async fn an_existing_account_can_be_linked_as_a_guardian(app, _clock) at "2026-11-23T12:00:00Z" {
+    let provider = app.signed_in_provider("ada@example.com").await;
+    let org = app.organisation_of(&provider).await;
+    // A parent who already has an account, as a provider of another practice.
+    let parent = app.signed_in_provider("parent@example.com").await;
+    let child = create_client(&app, &provider, &org, "child@example.com", "2020-01-01").await;
+    let token = app.activation_token(&child).await;
+    problem(activate(&app, &token, TEST_PASSWORD).await, 403).await;
+
+    let guardians = format!("/v1/organisations/{org}/clients/{child}/guardians");
+    // A client cannot be their own guardian.
+    problem(post(&app, &guardians, Some(&provider), &json!({ "name": "Self", "email": "child@example.com" })).await, 409).await;
+    let resp = post(&app, &guardians, Some(&provider), &json!({ "name": "Pat Parent", "email": "parent@example.com" })).await;
+    assert_eq!(resp.status(), 201);
+    let linked: Value = resp.json().await.expect("JSON");
+    assert_eq!(linked["account_created"], false);
+    let users = app.count_rows("users").await;
+    assert_eq!(users, 3, "no account was created for the parent");
+    assert_eq!(activate(&app, &token, TEST_PASSWORD).await.status(), 204);
+    // The parent signs in to this practice as a client, and keeps their own practice.
+    let resp = sign_in(&app, "parent@example.com", Some(&org)).await;
+    assert_eq!(resp.status(), 201);
+    let session: Value = resp.json().await.expect("JSON");
+    assert_eq!(session["roles"], json!(["client"]));
+    assert_eq!(me(&app, &parent).await.status(), 200);
+    let resp = send(&app, reqwest::Method::GET, "/v1/me/security-events", Some(&parent), None).await;
+    let events: Value = resp.json().await.expect("JSON");
+    assert!(events["items"].as_array().expect("items").iter().any(|e| e["kind"] == "role_granted"));
+    assert!(app.security_event_kinds(&child).await.contains(&"guardian_linked".to_owned()));
+    app.stop().await;
+});

@@ -351,3 +351,30 @@ async fn security_events_are_swept_after_their_retention_period() {
         app.stop().await;
     }
 }
+
+both_databases!(async fn erasing_a_client_removes_their_birth_date_and_guardianships(app) {
+    let provider = app.signed_in_provider("practice@example.com").await;
+    let client = app.signed_in_member(&provider, "client@example.com", "client").await;
+    let resp = send(&app, reqwest::Method::POST,
+        &format!("/v1/organisations/{}/clients/{}/guardians", client.organisation_id, client.user_id),
+        Some(&provider), Some(json!({ "name": "Pat Parent", "email": "parent@example.com" }))).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(app.count_rows("guardianships").await, 1);
+    let (_, subject) = subject_of(&app, &client.token).await;
+    let data = app.state().identity().personal_data();
+
+    let exported = data.export(&rights_engine(), subject).await.expect("exports");
+    let kinds: BTreeSet<&str> = exported.iter().map(|r| r.resource.kind).collect();
+    assert!(kinds.contains("date_of_birth") && kinds.contains("guardianship"), "{kinds:?}");
+
+    let birth_dates = app.count_rows("birth_dates").await;
+    let outcomes = data.erase(&rights_engine(), subject).await.expect("erased");
+    for kind in ["date_of_birth", "guardianship"] {
+        assert!(outcomes.iter().any(|o| o.resource.kind == kind && o.fate == RecordFate::Deleted), "{kind}");
+    }
+    assert_eq!(app.count_rows("birth_dates").await, birth_dates - 1);
+    assert_eq!(app.count_rows("guardianships").await, 0);
+    // The provider's practice is untouched.
+    assert_eq!(me(&app, &provider).await["user"]["email"], "practice@example.com");
+    app.stop().await;
+});

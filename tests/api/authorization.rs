@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use tests::{TestApp, both_databases};
 
 /// Operations anyone may call, by design.
-const PUBLIC: [&str; 6] = [
+const PUBLIC: [&str; 7] = [
     "getHealth",
     "getReadiness",
     "createPractice",
     "verifyEmail",
     "requestEmailVerification",
     "createSession",
+    "activateAccount",
 ];
 
 /// Every operation in the committed spec, with its method and path template.
@@ -98,7 +99,12 @@ const OWN_ACCOUNT: [&str; 12] = [
 
 #[test]
 fn every_operation_is_classified() {
-    let classified: BTreeSet<&str> = PUBLIC.iter().chain(OWN_ACCOUNT.iter()).copied().collect();
+    let classified: BTreeSet<&str> = PUBLIC
+        .iter()
+        .chain(OWN_ACCOUNT.iter())
+        .chain(PRACTICE_PEOPLE.iter())
+        .copied()
+        .collect();
     let missing: Vec<String> = operations()
         .into_iter()
         .map(|(id, _, _)| id)
@@ -143,3 +149,132 @@ both_databases!(async fn another_practices_caller_cannot_reach_a_persons_own_res
     assert_eq!(app.client.get(app.url("/v1/me")).bearer_auth(&bob).send().await.expect("answers").status(), 200);
     app.stop().await;
 });
+
+/// Operations on the people of a practice named in the path: a role that may not
+/// do them answers 403 in its own practice, and another practice's caller 404.
+const PRACTICE_PEOPLE: [&str; 8] = [
+    "createClient",
+    "linkGuardian",
+    "reportClientUnder13",
+    "addMember",
+    "listMembers",
+    "removeMemberRole",
+    "disableAccount",
+    "enableAccount",
+];
+
+/// Each of [`PRACTICE_PEOPLE`] as a valid request on `org`, about `client` (a
+/// client of it) where it names a person.
+fn practice_requests(org: &str, client: &str) -> Vec<(&'static str, &'static str, String, Value)> {
+    let person = json!({ "name": "Someone New", "email": "someone@example.com" });
+    vec![
+        (
+            "createClient",
+            "POST",
+            format!("/v1/organisations/{org}/clients"),
+            json!({ "name": "Someone New", "email": "someone@example.com", "date_of_birth": "1990-01-01" }),
+        ),
+        (
+            "linkGuardian",
+            "POST",
+            format!("/v1/organisations/{org}/clients/{client}/guardians"),
+            person.clone(),
+        ),
+        (
+            "reportClientUnder13",
+            "POST",
+            format!("/v1/organisations/{org}/clients/{client}/under-13-report"),
+            json!({}),
+        ),
+        (
+            "addMember",
+            "POST",
+            format!("/v1/organisations/{org}/members"),
+            json!({ "name": "Someone New", "email": "someone@example.com", "role": "staff" }),
+        ),
+        (
+            "listMembers",
+            "GET",
+            format!("/v1/organisations/{org}/members"),
+            json!({}),
+        ),
+        (
+            "removeMemberRole",
+            "DELETE",
+            format!("/v1/organisations/{org}/members/{client}/roles/client"),
+            json!({}),
+        ),
+        (
+            "disableAccount",
+            "PUT",
+            format!("/v1/organisations/{org}/members/{client}/disablement"),
+            json!({}),
+        ),
+        (
+            "enableAccount",
+            "DELETE",
+            format!("/v1/organisations/{org}/members/{client}/disablement"),
+            json!({}),
+        ),
+    ]
+}
+
+async fn call_with(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    app.client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("answers")
+}
+
+both_databases!(async fn practice_people_operations_refuse_the_wrong_role_and_the_wrong_practice(app) {
+    let admin = app.signed_in_provider("owner@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let client = app.signed_in_member(&admin, "client@example.com", "client").await;
+    let staff = app.signed_in_member(&admin, "staff@example.com", "staff").await;
+    let other_admin = app.signed_in_provider("other@example.com").await;
+    let requests = practice_requests(&org, &client.user_id);
+    let covered: BTreeSet<&str> = requests.iter().map(|(id, ..)| *id).collect();
+    assert_eq!(covered, PRACTICE_PEOPLE.iter().copied().collect::<BTreeSet<_>>());
+    for (id, method, path, body) in &requests {
+        // Wrong role, own practice: 403 (staff and a client hold none of the roles).
+        for caller in [&staff.token, &client.token] {
+            let resp = call_with(&app, method, path, caller, body).await;
+            assert_eq!(resp.status(), 403, "{id} ({method} {path}) by a wrong role");
+        }
+        // Wrong practice, even as its org_admin: 404, as for a practice that does not exist.
+        let resp = call_with(&app, method, path, &other_admin, body).await;
+        assert_eq!(resp.status(), 404, "{id} ({method} {path}) from another practice");
+        let unknown: Value = resp.json().await.expect("a problem");
+        let missing = path.replace(&org, &uuid::Uuid::now_v7().to_string());
+        let resp = call_with(&app, method, &missing, &admin, body).await;
+        assert_eq!(resp.status(), 404, "{id} on a practice that does not exist");
+        let nonexistent: Value = resp.json().await.expect("a problem");
+        assert_eq!(unknown["detail"], nonexistent["detail"]);
+    }
+    // Nothing was changed by the refused calls.
+    assert_eq!(me_status(&app, &client.token).await, 200);
+    assert_eq!(app.count_rows("deletion_flags").await, 0);
+    assert_eq!(app.count_rows("guardianships").await, 0);
+    app.stop().await;
+});
+
+async fn me_status(app: &TestApp, token: &str) -> u16 {
+    app.client
+        .get(app.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answers")
+        .status()
+        .as_u16()
+}

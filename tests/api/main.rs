@@ -5,4 +5,5 @@ mod account;
 mod authorization;
 mod edge;
 mod identity;
+mod practice;
 mod system;

@@ -11,6 +11,17 @@ use tokio::sync::oneshot;
 /// The password [`TestApp::signed_in_provider`] uses.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
+/// A signed-in person of a practice, from [`TestApp::signed_in_member`].
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Their account id.
+    pub user_id: String,
+    /// The practice they were created in.
+    pub organisation_id: String,
+    /// Their bearer token in that practice.
+    pub token: String,
+}
+
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -208,6 +219,124 @@ impl TestApp {
         session["token"].as_str().expect("a token").to_owned()
     }
 
+    /// The account-activation token last queued in the outbox for `user_id` (a
+    /// client, member or guardian created by someone else), as the email would
+    /// carry it.
+    ///
+    /// # Panics
+    /// When there is none.
+    pub async fn activation_token(&self, user_id: &str) -> String {
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        store::OutboxNotifier::new(self.state.database().clone(), self.state.keyring().clone())
+            .latest_secret(user, "activate_account")
+            .await
+            .expect("the outbox is readable")
+            .expect("an activation notice was queued")
+            .into_inner()
+    }
+
+    /// The kinds of the security events recorded on `user_id`'s account, newest
+    /// first (read behind the API, for events the person can no longer read).
+    ///
+    /// # Panics
+    /// When the log cannot be read.
+    pub async fn security_event_kinds(&self, user_id: &str) -> Vec<String> {
+        use identity::ports::SecurityEventLog as _;
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        store::SeaOrmSecurityEventLog::new(self.state.database().clone())
+            .events_of(user, 100)
+            .await
+            .expect("the log is readable")
+            .iter()
+            .map(|event| event.kind.as_str().to_owned())
+            .collect()
+    }
+
+    /// The practice a session acts in (the first membership of its person, as a
+    /// signed-in provider's own practice).
+    ///
+    /// # Panics
+    /// When the session does not work.
+    pub async fn organisation_of(&self, token: &str) -> String {
+        let resp = self
+            .client
+            .get(self.url("/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 200, "GET /v1/me");
+        let me: serde_json::Value = resp.json().await.expect("JSON");
+        me["memberships"][0]["organisation_id"]
+            .as_str()
+            .expect("a membership")
+            .to_owned()
+    }
+
+    /// Creates a person with `role` (`client`, with an adult date of birth, or a
+    /// member role) in the practice of `admin_token` (an org admin's session, as
+    /// from [`TestApp::signed_in_provider`]), activates the account with
+    /// [`TEST_PASSWORD`], and signs them in to that practice.
+    ///
+    /// # Panics
+    /// When any step fails.
+    pub async fn signed_in_member(&self, admin_token: &str, email: &str, role: &str) -> Member {
+        let organisation_id = self.organisation_of(admin_token).await;
+        let (path, body) = if role == "client" {
+            (
+                format!("/v1/organisations/{organisation_id}/clients"),
+                serde_json::json!({
+                    "name": "Test Client",
+                    "email": email,
+                    "date_of_birth": "1990-01-01",
+                }),
+            )
+        } else {
+            (
+                format!("/v1/organisations/{organisation_id}/members"),
+                serde_json::json!({ "name": "Test Member", "email": email, "role": role }),
+            )
+        };
+        let resp = self
+            .client
+            .post(self.url(&path))
+            .bearer_auth(admin_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201, "creating a {role}");
+        let created: serde_json::Value = resp.json().await.expect("JSON");
+        let user_id = created["user_id"].as_str().expect("an id").to_owned();
+        let token = self.activation_token(&user_id).await;
+        let resp = self
+            .client
+            .post(self.url("/v1/account-activations"))
+            .json(&serde_json::json!({ "token": token, "password": TEST_PASSWORD }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 204, "activation");
+        let resp = self
+            .client
+            .post(self.url("/v1/sessions"))
+            .json(&serde_json::json!({
+                "email": email,
+                "password": TEST_PASSWORD,
+                "organisation_id": organisation_id,
+            }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201, "sign-in");
+        let session: serde_json::Value = resp.json().await.expect("JSON");
+        Member {
+            user_id,
+            organisation_id,
+            token: session["token"].as_str().expect("a token").to_owned(),
+        }
+    }
+
     /// Stops the server gracefully and removes its database.
     ///
     /// # Panics
@@ -255,6 +384,56 @@ macro_rules! both_databases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some($app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else {
+                    eprintln!("CUSTODIA_TEST_POSTGRES_URL is not set: PostgreSQL leg skipped");
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
+/// A manual clock stopped at `at` (RFC 3339), for [`TestApp::spawn_with_clock`].
+///
+/// # Panics
+/// When `at` is not an RFC 3339 instant.
+#[must_use]
+pub fn manual_clock(at: &str) -> std::sync::Arc<kernel::ManualClock> {
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .expect("an RFC 3339 instant")
+        .with_timezone(&chrono::Utc);
+    std::sync::Arc::new(kernel::ManualClock::new(at))
+}
+
+/// [`both_databases!`] with the server's time from a `kernel::ManualClock`, set
+/// at the given RFC 3339 instant and handed to the body to move:
+///
+/// ```ignore
+/// both_databases_with_clock!(async fn tokens_expire(app, clock) at "2026-03-01T12:00:00Z" {
+///     clock.advance(std::time::Duration::from_secs(3600));
+/// });
+/// ```
+#[macro_export]
+macro_rules! both_databases_with_clock {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident, $clock:ident) at $at:literal $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $clock = $crate::manual_clock($at);
+                let $app = $crate::TestApp::spawn_with_clock($crate::Backend::Sqlite, $clock.clone())
+                    .await
+                    .expect("SQLite is always available");
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $clock = $crate::manual_clock($at);
+                let Some($app) = $crate::TestApp::spawn_with_clock($crate::Backend::Postgres, $clock.clone()).await else {
                     eprintln!("CUSTODIA_TEST_POSTGRES_URL is not set: PostgreSQL leg skipped");
                     return;
                 };

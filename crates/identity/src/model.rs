@@ -8,6 +8,10 @@ use crypto::TokenHash;
 use kernel::{OrganisationId, Role, SubjectId, UserId};
 use uuid::Uuid;
 
+mod people;
+
+pub use people::{DeletionFlag, Guardianship, PracticeMember, RoleRemoval};
+
 use crate::values::{
     DataRegion, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
 };
@@ -71,6 +75,9 @@ pub enum AccountStatus {
     /// Erased on a rights request: name, email and phone overwritten, credentials
     /// gone. The row remains only so that other records can point at it.
     Erased,
+    /// Found to belong to a child under 13 (O1): refused like a disabled account,
+    /// every session ended, flagged for deletion, and kept frozen until erased.
+    Frozen,
 }
 
 impl AccountStatus {
@@ -82,6 +89,7 @@ impl AccountStatus {
             Self::Active => "active",
             Self::Disabled => "disabled",
             Self::Erased => "erased",
+            Self::Frozen => "frozen",
         }
     }
 
@@ -93,6 +101,7 @@ impl AccountStatus {
             Self::Active,
             Self::Disabled,
             Self::Erased,
+            Self::Frozen,
         ]
         .into_iter()
         .find(|s| s.as_str() == raw)
@@ -178,6 +187,9 @@ pub struct Session {
 pub enum TokenPurpose {
     /// Proves control of the email address.
     VerifyEmail,
+    /// Activates an account created for someone else (a client, a member, a
+    /// guardian): sets its password and proves the address.
+    ActivateAccount,
 }
 
 impl TokenPurpose {
@@ -186,6 +198,7 @@ impl TokenPurpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
+            Self::ActivateAccount => "activate_account",
         }
     }
 }
@@ -235,9 +248,50 @@ pub enum SecurityEventKind {
     AccountUpdated,
     /// The person asked for their account to be deleted; it was deactivated.
     DeletionRequested,
+    /// An account created for someone was activated with its token.
+    AccountActivated,
+    /// A role in a practice was given to the account.
+    RoleGranted,
+    /// A role in a practice was taken from the account.
+    RoleRemoved,
+    /// An administrator disabled the account; its sessions were ended.
+    AccountDisabled,
+    /// An administrator enabled the account again.
+    AccountEnabled,
+    /// The account was found to belong to a child under 13: frozen, its sessions
+    /// ended, flagged for deletion (O1).
+    AccountFrozen,
+    /// A guardian was linked to the account (a minor's).
+    GuardianLinked,
 }
 
 impl SecurityEventKind {
+    /// Every kind, to read a stored kind back.
+    pub const ALL: [Self; 16] = [
+        Self::SignInSucceeded,
+        Self::SignInFailed,
+        Self::AccountLocked,
+        Self::SessionRevoked,
+        Self::AllSessionsRevoked,
+        Self::EmailVerified,
+        Self::AccountCreated,
+        Self::AccountUpdated,
+        Self::DeletionRequested,
+        Self::AccountActivated,
+        Self::RoleGranted,
+        Self::RoleRemoved,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
+        Self::AccountFrozen,
+        Self::GuardianLinked,
+    ];
+
+    /// Parses [`SecurityEventKind::as_str`]'s output.
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+
     /// The stable machine name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -251,6 +305,13 @@ impl SecurityEventKind {
             Self::AccountCreated => "account_created",
             Self::AccountUpdated => "account_updated",
             Self::DeletionRequested => "deletion_requested",
+            Self::AccountActivated => "account_activated",
+            Self::RoleGranted => "role_granted",
+            Self::RoleRemoved => "role_removed",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
+            Self::AccountFrozen => "account_frozen",
+            Self::GuardianLinked => "guardian_linked",
         }
     }
 }
@@ -289,6 +350,20 @@ pub enum NoticeKind {
     AccountLocked,
     /// "We received your request to delete your account".
     DeletionRequested,
+    /// "An account was created for you": carries the activation token, which only
+    /// the outbox sees.
+    ActivateAccount {
+        /// The token to redeem.
+        token: kernel::Sensitive<String>,
+    },
+    /// "You were given a role in a practice" (an existing account).
+    RoleGranted,
+    /// "Your account was disabled by your practice's administrator".
+    AccountDisabled,
+    /// "Your account was enabled again".
+    AccountEnabled,
+    /// "You were linked as the guardian of a client" (an existing account).
+    GuardianLinked,
 }
 
 impl NoticeKind {
@@ -300,6 +375,11 @@ impl NoticeKind {
             Self::NewSignIn => "new_sign_in",
             Self::AccountLocked => "account_locked",
             Self::DeletionRequested => "deletion_requested",
+            Self::ActivateAccount { .. } => "activate_account",
+            Self::RoleGranted => "role_granted",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
+            Self::GuardianLinked => "guardian_linked",
         }
     }
 }

@@ -132,7 +132,8 @@ impl PersonalData for IdentityPersonalData {
         vec![
             entry(
                 DataCategory::Identity,
-                "Your name, profession, account status, roles in practices and deletion requests.",
+                "Your name, profession, date of birth (clients), account status, roles in \
+                 practices, guardianships and deletion requests or flags.",
                 vec![Source::Subject, Source::Provider],
                 vec![Purpose::Operations, Purpose::Treatment],
                 &["the practices you belong to", "hosting sub-processor"],
@@ -321,6 +322,51 @@ impl PersonalData for IdentityPersonalData {
                 json!({ "kind": n.kind, "sent_at": n.sent_at }),
             ));
         }
+        if let Some(born) = self.ports.people.date_of_birth(id).await.map_err(failed)? {
+            out.push(record(
+                DataCategory::Identity,
+                "date_of_birth",
+                id.as_uuid(),
+                person.created_at,
+                json!({ "date_of_birth": born.to_stored() }),
+            ));
+        }
+        for g in self
+            .ports
+            .accounts
+            .guardianships(id)
+            .await
+            .map_err(failed)?
+        {
+            let (other, they_are) = if g.minor == id {
+                (g.guardian, "guardian")
+            } else {
+                (g.minor, "minor")
+            };
+            out.push(record(
+                DataCategory::Identity,
+                "guardianship",
+                other.as_uuid(),
+                g.linked_at,
+                json!({
+                    "other_person_id": other.as_uuid(),
+                    "they_are": they_are,
+                    "organisation_id": g.organisation.as_uuid(),
+                }),
+            ));
+        }
+        if let Some(flag) = self.ports.people.deletion_flag(id).await.map_err(failed)? {
+            out.push(record(
+                DataCategory::Identity,
+                "deletion_flag",
+                id.as_uuid(),
+                flag.flagged_at,
+                json!({
+                    "organisation_id": flag.organisation.as_uuid(),
+                    "reason": "reported to be under 13",
+                }),
+            ));
+        }
         for r in self
             .ports
             .accounts
@@ -456,7 +502,7 @@ fn category_of(kind: &str) -> DataCategory {
         "profile" => DataCategory::Profile,
         "preferences" => DataCategory::Preferences,
         "notice" => DataCategory::Communications,
-        "membership" => DataCategory::Identity,
+        "membership" | "date_of_birth" | "guardianship" | "deletion_flag" => DataCategory::Identity,
         _ => DataCategory::Credentials,
     }
 }

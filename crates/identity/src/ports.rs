@@ -12,16 +12,15 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crypto::TokenHash;
-use kernel::{OrganisationId, SubjectId, UserId};
-
-use crate::profile::{Preferences, Profile};
+use kernel::{OrganisationId, Role, SubjectId, UserId};
 
 use crate::model::{
-    AccountErasure, AccountStatus, Credentials, DeletionRequest, Membership, Notice, NoticeRecord,
-    OneTimeToken, Organisation, SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection,
-    User,
+    AccountErasure, AccountStatus, Credentials, DeletionFlag, DeletionRequest, Guardianship,
+    Membership, Notice, NoticeRecord, OneTimeToken, Organisation, PracticeMember, RoleRemoval,
+    SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection, User,
 };
-use crate::values::Email;
+use crate::profile::{Preferences, Profile};
+use crate::values::{DateOfBirth, Email};
 
 /// A port operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -229,9 +228,123 @@ pub trait AccountRepository: Send + Sync + 'static {
     /// Every notice queued for `user`, oldest first, without secrets.
     async fn notices(&self, user: UserId) -> Result<Vec<NoticeRecord>, RepositoryError>;
 
+    /// Every guardianship `user` is part of, as minor or guardian, oldest first.
+    async fn guardianships(&self, user: UserId) -> Result<Vec<Guardianship>, RepositoryError>;
+
     /// Erases the account in one transaction: credentials, sessions, tokens,
-    /// memberships, profile, preferences and notices deleted; name, email and
+    /// memberships, profile, preferences, notices, date of birth, guardianships and
+    /// the deletion flag deleted; name, email and
     /// phone overwritten (the row stays, so other records can still point at it);
     /// security events pseudonymised with a keyed pseudonym. Idempotent.
     async fn erase(&self, user: UserId) -> Result<AccountErasure, RepositoryError>;
+}
+
+/// An account created for someone else (a client, a member, a guardian), stored
+/// atomically with its roles, date of birth, guardianship and activation token.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The account, pending activation, with no password.
+    pub user: User,
+    /// A client's date of birth (sealed with their data key).
+    pub date_of_birth: Option<DateOfBirth>,
+    /// Their roles.
+    pub memberships: Vec<Membership>,
+    /// When the account is a new guardian's: the link to the minor.
+    pub guardianship: Option<Guardianship>,
+    /// The activation token.
+    pub activation: OneTimeToken,
+}
+
+/// The people of a practice: accounts created for others, roles, dates of birth,
+/// guardianships, activation, and an account's suspension (disabled or frozen).
+#[async_trait]
+pub trait PeopleRepository: Send + Sync + 'static {
+    /// Stores a new account, in one transaction.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when the email is registered.
+    async fn create_account(&self, account: &NewAccount) -> Result<(), RepositoryError>;
+
+    /// Gives a person a role.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when they already hold it.
+    async fn grant_role(&self, membership: &Membership) -> Result<(), RepositoryError>;
+
+    /// Takes a role from a person, atomically refusing to take the practice's
+    /// last `org_admin`.
+    async fn remove_role(
+        &self,
+        organisation: OrganisationId,
+        user: UserId,
+        role: Role,
+    ) -> Result<RoleRemoval, RepositoryError>;
+
+    /// The practice's members with their roles, by account id (time-ordered),
+    /// those after `after`, at most `limit`.
+    async fn members(
+        &self,
+        organisation: OrganisationId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<PracticeMember>, RepositoryError>;
+
+    /// A person's date of birth, when recorded.
+    async fn date_of_birth(&self, user: UserId) -> Result<Option<DateOfBirth>, RepositoryError>;
+
+    /// Records a date of birth unless one is recorded already.
+    async fn record_date_of_birth(
+        &self,
+        user: &User,
+        date_of_birth: DateOfBirth,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Whether a guardian is linked to `minor`.
+    async fn has_guardian(&self, minor: UserId) -> Result<bool, RepositoryError>;
+
+    /// Links a guardian to a minor.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when they are linked already.
+    async fn link_guardian(&self, guardianship: &Guardianship) -> Result<(), RepositoryError>;
+
+    /// The owner of a live token, without redeeming it.
+    async fn token_owner(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Result<UserId, TokenRejection>, RepositoryError>;
+
+    /// Redeems an activation token and, in the same transaction, sets the
+    /// account's password, marks its email verified and activates it (a
+    /// disabled or frozen account keeps its status).
+    async fn activate(
+        &self,
+        hash: &TokenHash,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<UserId, TokenRejection>, RepositoryError>;
+
+    /// Sets the account's status to `status` (disabled or frozen) and ends every
+    /// live session of it, in one transaction; with `flag`, also flags it for
+    /// deletion. Returns how many sessions were ended.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when `flag` is given and the account is
+    /// flagged already.
+    async fn suspend(
+        &self,
+        user: UserId,
+        status: AccountStatus,
+        at: DateTime<Utc>,
+        flag: Option<&DeletionFlag>,
+    ) -> Result<u64, RepositoryError>;
+
+    /// Activates a disabled account again; `false` when it was not disabled.
+    async fn enable(&self, user: UserId) -> Result<bool, RepositoryError>;
+
+    /// When the account was flagged for deletion, if it was.
+    async fn deletion_flag(&self, user: UserId) -> Result<Option<DeletionFlag>, RepositoryError>;
 }

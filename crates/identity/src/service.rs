@@ -6,6 +6,8 @@
 //! blocking pool behind a semaphore sized to the cores, so a flood of sign-ins
 //! queues for CPU instead of starving the async workers that serve everything else.
 
+pub mod members;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -121,6 +123,15 @@ pub enum IdentityError {
     /// Storage or hashing failed (503); the source is for logs only.
     #[error("identity storage is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The caller's role in their own practice does not allow this (403).
+    #[error("your role in this practice does not allow this")]
+    Forbidden,
+    /// The request conflicts with the current state (409); says which rule.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A client under 13 cannot activate before a guardian is linked (403, O1).
+    #[error("a guardian must be linked before this account can be activated")]
+    GuardianRequired,
 }
 
 impl From<RepositoryError> for IdentityError {
@@ -194,6 +205,8 @@ pub struct IdentityPorts {
     pub profiles: Arc<dyn ProfileRepository>,
     /// Account changes, deletion requests, export and erasure.
     pub accounts: Arc<dyn AccountRepository>,
+    /// The people of a practice: created accounts, roles, guardianships.
+    pub people: Arc<dyn crate::ports::PeopleRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -466,7 +479,7 @@ impl IdentityService {
                     .await?
             }
         };
-        if !matches || user.status == AccountStatus::Disabled {
+        if !matches || matches!(user.status, AccountStatus::Disabled | AccountStatus::Frozen) {
             return Err(self.failed_attempt(ctx, &user).await?);
         }
         if user.status == AccountStatus::PendingVerification {

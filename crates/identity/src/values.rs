@@ -7,6 +7,10 @@ use std::fmt;
 
 use kernel::Sensitive;
 
+mod birth;
+
+pub use birth::DateOfBirth;
+
 /// Why a value was refused: the field and the rule, never the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}` {rule}")]

@@ -252,6 +252,7 @@ fn compose(
     let identity = IdentityService::new(
         IdentityPorts {
             repository: Arc::new(accounts.clone()),
+            people: Arc::new(accounts.clone()),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
             events: Arc::new(SeaOrmSecurityEventLog::new(database.clone())),
             notifier: Arc::new(OutboxNotifier::new(database.clone(), keyring.clone())),

@@ -63,6 +63,9 @@ pub enum ProblemKind {
     Internal,
     /// 503: a dependency (database, audit log) is unavailable; nothing was done.
     Unavailable,
+    /// 403: a client under 13 cannot activate their account before a guardian is
+    /// linked (O1).
+    GuardianRequired,
 }
 
 impl ProblemKind {
@@ -103,6 +106,7 @@ impl ProblemKind {
             Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::Unavailable => 503,
+            Self::GuardianRequired => 403,
         }
     }
 
@@ -123,6 +127,7 @@ impl ProblemKind {
             Self::TooManyRequests => "too-many-requests",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::GuardianRequired => "guardian-required",
         }
     }
 
@@ -143,11 +148,12 @@ impl ProblemKind {
             Self::TooManyRequests => "Too many requests",
             Self::Internal => "An internal error occurred",
             Self::Unavailable => "The service is temporarily unavailable",
+            Self::GuardianRequired => "A guardian must be linked first",
         }
     }
 
     /// Every kind, for documentation tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -161,6 +167,7 @@ impl ProblemKind {
         Self::TooManyRequests,
         Self::Internal,
         Self::Unavailable,
+        Self::GuardianRequired,
     ];
 }
 
@@ -382,7 +389,7 @@ impl ApiError {
             ProblemKind::UnsupportedMediaType => Self::UnsupportedMediaType(body),
             ProblemKind::PayloadTooLarge => Self::PayloadTooLarge(body),
             ProblemKind::Unauthenticated => Self::Unauthenticated(body),
-            ProblemKind::Forbidden => Self::Forbidden(body),
+            ProblemKind::Forbidden | ProblemKind::GuardianRequired => Self::Forbidden(body),
             ProblemKind::NotFound => Self::NotFound(body),
             ProblemKind::Conflict => Self::Conflict(body),
             ProblemKind::Gone => Self::Gone(body),

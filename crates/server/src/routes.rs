@@ -95,6 +95,8 @@ struct Constraints {
     max_length: Option<u64>,
     pattern: Option<regex::Regex>,
     one_of: Option<Vec<Value>>,
+    /// `format: date` (or `naive-date`): a real calendar date, `YYYY-MM-DD`.
+    date: bool,
 }
 
 impl Constraints {
@@ -107,6 +109,11 @@ impl Constraints {
                 .and_then(Value::as_str)
                 .and_then(|p| regex::Regex::new(p).ok()),
             one_of: schema.get("enum").and_then(Value::as_array).cloned(),
+            // poem-openapi names chrono's `NaiveDate` format `naive-date`.
+            date: matches!(
+                schema.get("format").and_then(Value::as_str),
+                Some("date" | "naive-date")
+            ),
         }
     }
 
@@ -132,6 +139,9 @@ impl Constraints {
         }
         if self.pattern.as_ref().is_some_and(|p| !p.is_match(text)) {
             return Some("does not have the documented format".to_owned());
+        }
+        if self.date && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_err() {
+            return Some("must be a real date, YYYY-MM-DD".to_owned());
         }
         None
     }

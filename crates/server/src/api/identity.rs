@@ -95,6 +95,19 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::NotFound,
                 "No such resource.".to_owned(),
             )),
+            IdentityError::Forbidden => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                "Your role in this practice does not allow this.".to_owned(),
+            )),
+            IdentityError::Conflict(rule) => {
+                Self::Conflict(problem(ProblemKind::Conflict, rule.to_owned()))
+            }
+            IdentityError::GuardianRequired => Self::Forbidden(problem(
+                ProblemKind::GuardianRequired,
+                "This account belongs to a child under 13: a guardian must be linked by the \
+                 practice before it can be activated. The token is still valid."
+                    .to_owned(),
+            )),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = %source, "identity storage unavailable");
                 Self::Unavailable(problem(
@@ -225,7 +238,8 @@ pub struct UserView {
     /// Their profession.
     #[oai(skip_serializing_if_is_none)]
     pub profession: Option<String>,
-    /// `pending_verification`, `active` or `disabled`.
+    /// `pending_verification`, `active`, `disabled` or `frozen` (found to be
+    /// under 13, awaiting deletion).
     pub status: String,
     /// When the email was verified.
     #[oai(skip_serializing_if_is_none)]

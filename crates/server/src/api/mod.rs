@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod identity;
+pub mod practice;
 pub mod system;
 
 use poem_openapi::{ExtraHeader, OpenApiService, Tags};
@@ -19,6 +20,8 @@ pub enum ApiTags {
     System,
     /// Practices, accounts, sign-in and sessions.
     Identity,
+    /// The people of a practice: clients, guardians, members, roles, activation.
+    Practice,
 }
 
 /// Every context's operations.
@@ -26,6 +29,7 @@ pub type Apis = (
     system::SystemApi,
     identity::IdentityApi,
     account::AccountApi,
+    practice::PracticeApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -39,6 +43,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             system::SystemApi::new(state.clone()),
             identity::IdentityApi::new(state.clone()),
             account::AccountApi::new(state.clone()),
+            practice::PracticeApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

@@ -24,6 +24,8 @@ use super::entity::{membership, one_time_token, organisation, user};
 use super::{corrupt, stored, stored_opt, unavailable, utc, utc_opt};
 use crate::Database;
 
+pub(super) mod people;
+
 /// The blind index that finds an account by its normalised email.
 const EMAIL_INDEX: &str = "email";
 /// Field bindings of the sealed `users` columns.

@@ -14,19 +14,6 @@ use crate::Database;
 
 const TABLE: &str = "security_events";
 
-/// Every kind, to read `kind` back.
-const KINDS: [SecurityEventKind; 9] = [
-    SecurityEventKind::SignInSucceeded,
-    SecurityEventKind::SignInFailed,
-    SecurityEventKind::AccountLocked,
-    SecurityEventKind::SessionRevoked,
-    SecurityEventKind::AllSessionsRevoked,
-    SecurityEventKind::EmailVerified,
-    SecurityEventKind::AccountCreated,
-    SecurityEventKind::AccountUpdated,
-    SecurityEventKind::DeletionRequested,
-];
-
 /// The security-event log on Custodia's database.
 #[derive(Debug, Clone)]
 pub struct SeaOrmSecurityEventLog {
@@ -45,10 +32,7 @@ fn to_domain(row: Model) -> Result<SecurityEvent, RepositoryError> {
     Ok(SecurityEvent {
         id: row.id,
         user: row.user_id.map(UserId::from_uuid),
-        kind: KINDS
-            .into_iter()
-            .find(|kind| kind.as_str() == row.kind)
-            .ok_or_else(|| corrupt(TABLE))?,
+        kind: SecurityEventKind::parse(&row.kind).ok_or_else(|| corrupt(TABLE))?,
         at: utc(row.at),
         client_address: address(row.client_address, TABLE)?,
         user_agent: row.user_agent,

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use crypto::FieldBinding;
 use identity::model::{
-    AccountErasure, AccountStatus, DeletionRequest, NoticeRecord, Session, User,
+    AccountErasure, AccountStatus, DeletionRequest, Guardianship, NoticeRecord, Session, User,
 };
 use identity::ports::{AccountRepository, RepositoryError};
 use kernel::{SubjectId, UserId};
@@ -30,6 +30,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::accounts::people::{birth_date, deletion_flag, guardianship};
 use super::accounts::{NAME_FIELD, PHONE_FIELD};
 use super::entity::{
     account_deletion_request, membership, one_time_token, outbox, security_event, session, user,
@@ -259,6 +260,29 @@ impl AccountRepository for SeaOrmIdentityRepository {
             .collect())
     }
 
+    async fn guardianships(&self, user: UserId) -> Result<Vec<Guardianship>, RepositoryError> {
+        let id = user.as_uuid();
+        Ok(guardianship::Entity::find()
+            .filter(
+                sea_orm::Condition::any()
+                    .add(guardianship::Column::MinorId.eq(id))
+                    .add(guardianship::Column::GuardianId.eq(id)),
+            )
+            .order_by_asc(guardianship::Column::LinkedAt)
+            .all(self.db.connection())
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| Guardianship {
+                minor: UserId::from_uuid(row.minor_id),
+                guardian: UserId::from_uuid(row.guardian_id),
+                organisation: kernel::OrganisationId::from_uuid(row.organisation_id),
+                linked_by: UserId::from_uuid(row.linked_by),
+                linked_at: utc(row.linked_at),
+            })
+            .collect())
+    }
+
     async fn erase(&self, user: UserId) -> Result<AccountErasure, RepositoryError> {
         let id = user.as_uuid();
         let pseudonym = self.pseudonym(user);
@@ -334,6 +358,44 @@ async fn erase_in(
             txn,
             sea_orm::Condition::all().add(outbox::Column::UserId.eq(id)),
             |row| row.id,
+        )
+        .await?,
+    );
+    deleted(
+        "date_of_birth",
+        delete_reporting::<birth_date::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(birth_date::Column::UserId.eq(id)),
+            |row| row.user_id,
+        )
+        .await?,
+    );
+    // A link between a minor and a guardian is about both: it goes when either is
+    // erased. Named by the other person's id.
+    deleted(
+        "guardianship",
+        delete_reporting::<guardianship::Entity, _>(
+            txn,
+            sea_orm::Condition::any()
+                .add(guardianship::Column::MinorId.eq(id))
+                .add(guardianship::Column::GuardianId.eq(id)),
+            |row| {
+                if row.minor_id == id {
+                    row.guardian_id
+                } else {
+                    row.minor_id
+                }
+            },
+        )
+        .await?,
+    );
+    // The flag asked for this erasure; done, it goes too.
+    deleted(
+        "deletion_flag",
+        delete_reporting::<deletion_flag::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(deletion_flag::Column::UserId.eq(id)),
+            |row| row.user_id,
         )
         .await?,
     );

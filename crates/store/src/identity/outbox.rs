@@ -115,13 +115,17 @@ impl Notifier for OutboxNotifier {
     async fn send(&self, notice: &Notice) -> Result<(), RepositoryError> {
         let id = Uuid::now_v7();
         let payload_enc = match &notice.kind {
-            NoticeKind::VerifyEmail { token } => {
+            NoticeKind::VerifyEmail { token } | NoticeKind::ActivateAccount { token } => {
                 let payload = serde_json::json!({ TOKEN_KEY: token.expose() });
                 Some(self.seal(id, notice.user, &payload).await?)
             }
-            NoticeKind::NewSignIn | NoticeKind::AccountLocked | NoticeKind::DeletionRequested => {
-                None
-            }
+            NoticeKind::NewSignIn
+            | NoticeKind::AccountLocked
+            | NoticeKind::RoleGranted
+            | NoticeKind::AccountDisabled
+            | NoticeKind::AccountEnabled
+            | NoticeKind::GuardianLinked
+            | NoticeKind::DeletionRequested => None,
         };
         let row = outbox::ActiveModel {
             id: Set(id),

@@ -47,6 +47,9 @@ macro_rules! on_both_databases {
     )*};
 }
 
+// After the macro, which it uses.
+mod members;
+
 on_both_databases!(
     practice_round_trips,
     duplicate_email_stores_nothing,

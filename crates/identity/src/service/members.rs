@@ -1,0 +1,590 @@
+//! The people of a practice: client accounts (C3) and their activation, the age
+//! gate and guardians (O1), members and their roles, and disabling an account.
+//!
+//! Every operation here but activation acts in the caller's own practice: a
+//! practice id that is not the session's answers [`IdentityError::NotFound`], so
+//! another practice's existence does not leak; a role that may not do the
+//! operation answers [`IdentityError::Forbidden`].
+//!
+//! # The age gate (O1)
+//! A client's date of birth is required and sealed. At activation, a client
+//! younger than [`MIN_AGE_WITHOUT_GUARDIAN`] on the activation day (UTC) is
+//! refused with [`IdentityError::GuardianRequired`], and the token stays unused,
+//! until a provider or org admin links a guardian. The guardian is a person with
+//! their own account and a `client` membership in the practice, so they sign in
+//! like any client; their authority over the minor is the guardianship record,
+//! which the consent context reads when it records the guardian's consent (not
+//! recorded here). A client *found* to be under 13 is reported by a provider, org
+//! admin or privacy officer: the account is frozen (sign-in refused as for a
+//! disabled account), every session ended in the same transaction, and it is
+//! flagged for deletion, which the data-rights context carries out.
+
+use chrono::{NaiveDate, TimeDelta};
+use crypto::{IssuedToken, TokenHash};
+use kernel::{OrganisationId, RequestContext, Role, Sensitive, SubjectId, UserId};
+
+use super::{IdentityError, IdentityService, unavailable};
+use crate::model::{
+    AccountStatus, DeletionFlag, Guardianship, Membership, NoticeKind, OneTimeToken,
+    PracticeMember, RoleRemoval, SecurityEventKind, TokenPurpose, User,
+};
+use crate::ports::{NewAccount, RepositoryError};
+use crate::values::{DateOfBirth, Email, NewPassword, PersonName, Phone};
+
+/// How long an activation token works: a week, since the person did not ask for
+/// the account and may read their email late.
+pub const ACTIVATION_TTL: TimeDelta = TimeDelta::days(7);
+
+/// The youngest age at which a client activates without a linked guardian (O1).
+pub const MIN_AGE_WITHOUT_GUARDIAN: u32 = 13;
+
+/// The roles that create clients and link guardians.
+const CARE_ROLES: [Role; 2] = [Role::Provider, Role::OrgAdmin];
+
+/// The roles that may report a client as under 13.
+const REPORTING_ROLES: [Role; 3] = [Role::Provider, Role::OrgAdmin, Role::PrivacyOfficer];
+
+/// A client's account as a provider or org admin types it (C3).
+#[derive(Debug)]
+pub struct NewClient {
+    /// Their name.
+    pub name: String,
+    /// Their email; the activation token goes to it.
+    pub email: String,
+    /// Their phone, if given.
+    pub phone: Option<String>,
+    /// Their date of birth (required).
+    pub date_of_birth: NaiveDate,
+}
+
+/// A guardian (or a member) as typed: name, email, optional phone.
+#[derive(Debug)]
+pub struct NewPerson {
+    /// Their name.
+    pub name: String,
+    /// Their email.
+    pub email: String,
+    /// Their phone, if given.
+    pub phone: Option<String>,
+}
+
+/// Whether an operation created an account or gave an existing one a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolled {
+    /// A new account, pending activation; its token went to the outbox.
+    Created(User),
+    /// An existing account, which was notified.
+    Existing(User),
+}
+
+impl Enrolled {
+    /// The account either way.
+    #[must_use]
+    pub const fn user(&self) -> &User {
+        match self {
+            Self::Created(user) | Self::Existing(user) => user,
+        }
+    }
+}
+
+impl IdentityService {
+    /// The caller, when they act in `organisation` with one of `roles`: another
+    /// practice is [`IdentityError::NotFound`], another role
+    /// [`IdentityError::Forbidden`].
+    fn acting_in(
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        roles: &[Role],
+    ) -> Result<UserId, IdentityError> {
+        let caller = Self::caller(ctx)?;
+        if ctx.organisation() != Some(organisation) {
+            return Err(IdentityError::NotFound);
+        }
+        if !ctx.actor().roles().contains_any(roles) {
+            return Err(IdentityError::Forbidden);
+        }
+        Ok(caller)
+    }
+
+    /// Whether `user` holds `role` in `organisation`.
+    async fn holds(
+        &self,
+        user: UserId,
+        organisation: OrganisationId,
+        role: Role,
+    ) -> Result<bool, IdentityError> {
+        Ok(self
+            .ports
+            .repository
+            .memberships(user)
+            .await?
+            .iter()
+            .any(|m| m.organisation == organisation && m.role == role))
+    }
+
+    /// Creates an account pending activation, with `roles` in `organisation`, and
+    /// queues its activation token.
+    async fn create_pending_account(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        person: (PersonName, Email, Option<Phone>),
+        roles: &[Role],
+        date_of_birth: Option<DateOfBirth>,
+        guardian_of: Option<(UserId, UserId)>,
+    ) -> Result<User, IdentityError> {
+        let now = ctx.at();
+        let (name, email, phone) = person;
+        let user = User {
+            id: UserId::new(),
+            subject: SubjectId::new(),
+            home_organisation: organisation,
+            name,
+            email,
+            phone,
+            profession: None,
+            status: AccountStatus::PendingVerification,
+            email_verified_at: None,
+            created_at: now,
+        };
+        let (token, hash) = IssuedToken::generate().map_err(unavailable)?.into_parts();
+        let account = NewAccount {
+            memberships: roles
+                .iter()
+                .map(|role| Membership {
+                    user: user.id,
+                    organisation,
+                    role: *role,
+                    created_at: now,
+                })
+                .collect(),
+            date_of_birth,
+            guardianship: guardian_of.map(|(minor, linked_by)| Guardianship {
+                minor,
+                guardian: user.id,
+                organisation,
+                linked_by,
+                linked_at: now,
+            }),
+            activation: OneTimeToken {
+                hash,
+                purpose: TokenPurpose::ActivateAccount,
+                user: user.id,
+                expires_at: now + ACTIVATION_TTL,
+            },
+            user: user.clone(),
+        };
+        self.ports.people.create_account(&account).await?;
+        self.record(ctx, Some(user.id), SecurityEventKind::AccountCreated)
+            .await;
+        self.notify(user.id, NoticeKind::ActivateAccount { token }, now)
+            .await?;
+        Ok(user)
+    }
+
+    /// Gives an existing account `role` in `organisation` and tells them.
+    async fn grant_existing(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        organisation: OrganisationId,
+        role: Role,
+    ) -> Result<(), IdentityError> {
+        let membership = Membership {
+            user: user.id,
+            organisation,
+            role,
+            created_at: ctx.at(),
+        };
+        match self.ports.people.grant_role(&membership).await {
+            Ok(()) => {}
+            Err(RepositoryError::Duplicate) => {
+                return Err(IdentityError::Conflict(
+                    "The person already holds this role in the practice.",
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.record(ctx, Some(user.id), SecurityEventKind::RoleGranted)
+            .await;
+        self.notify(user.id, NoticeKind::RoleGranted, ctx.at())
+            .await
+    }
+
+    /// A provider or org admin creates a client's own account in their practice
+    /// (C3): identifying fields sealed, an activation token to the outbox. An
+    /// email already registered gets the `client` role here instead, and a notice.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice), [`IdentityError::Forbidden`],
+    /// [`IdentityError::Invalid`], [`IdentityError::Conflict`] (already a client
+    /// here), [`IdentityError::Unavailable`].
+    pub async fn create_client(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        form: NewClient,
+    ) -> Result<Enrolled, IdentityError> {
+        Self::acting_in(ctx, organisation, &CARE_ROLES)?;
+        let name = PersonName::parse(&form.name)?;
+        let email = Email::parse(&form.email)?;
+        let phone = form.phone.as_deref().map(Phone::parse).transpose()?;
+        let date_of_birth = DateOfBirth::parse(form.date_of_birth, ctx.at().date_naive())?;
+        if let Some((existing, _)) = self.ports.repository.find_by_email(&email).await? {
+            if self.holds(existing.id, organisation, Role::Client).await? {
+                return Err(IdentityError::Conflict(
+                    "The person is already a client of this practice.",
+                ));
+            }
+            self.ports
+                .people
+                .record_date_of_birth(&existing, date_of_birth, ctx.at())
+                .await?;
+            self.grant_existing(ctx, &existing, organisation, Role::Client)
+                .await?;
+            return Ok(Enrolled::Existing(existing));
+        }
+        self.create_pending_account(
+            ctx,
+            organisation,
+            (name, email, phone),
+            &[Role::Client],
+            Some(date_of_birth),
+            None,
+        )
+        .await
+        .map(Enrolled::Created)
+    }
+
+    /// Activates an account created for its owner: the token proves the address,
+    /// the password is set (the sign-up policy) and the account becomes active. A
+    /// client under 13 needs a linked guardian first (O1). A weak password or a
+    /// missing guardian leaves the token unused.
+    ///
+    /// # Errors
+    /// [`IdentityError::Token`], [`IdentityError::Invalid`],
+    /// [`IdentityError::GuardianRequired`], [`IdentityError::Unavailable`].
+    pub async fn activate_account(
+        &self,
+        ctx: &RequestContext,
+        token: &Sensitive<String>,
+        password: Sensitive<String>,
+    ) -> Result<(), IdentityError> {
+        let now = ctx.at();
+        let hash = TokenHash::of_presented(token.expose());
+        let owner = self
+            .ports
+            .people
+            .token_owner(&hash, TokenPurpose::ActivateAccount, now)
+            .await?
+            .map_err(IdentityError::Token)?;
+        let password = NewPassword::parse(password)?;
+        if let Some(born) = self.ports.people.date_of_birth(owner).await?
+            && born.age_on(now.date_naive()) < MIN_AGE_WITHOUT_GUARDIAN
+            && !self.ports.people.has_guardian(owner).await?
+        {
+            return Err(IdentityError::GuardianRequired);
+        }
+        let password_hash = self
+            .on_hashing_pool(move |hasher| hasher.hash(password.as_sensitive()))
+            .await?
+            .map_err(unavailable)?
+            .to_phc_string();
+        let user = self
+            .ports
+            .people
+            .activate(&hash, &password_hash, now)
+            .await?
+            .map_err(IdentityError::Token)?;
+        self.record(ctx, Some(user), SecurityEventKind::AccountActivated)
+            .await;
+        Ok(())
+    }
+
+    /// A provider or org admin links a guardian to a client of their practice: an
+    /// existing account (given the `client` role here if they lack it, so they can
+    /// sign in to the practice) or a new one with its own activation token. Only
+    /// the link is recorded (minor, guardian, who, when); the guardian's consent is
+    /// recorded by the consent context.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice, or not a client here),
+    /// [`IdentityError::Forbidden`], [`IdentityError::Invalid`],
+    /// [`IdentityError::Conflict`] (linked already, or the minor themselves),
+    /// [`IdentityError::Unavailable`].
+    pub async fn link_guardian(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        minor: UserId,
+        form: NewPerson,
+    ) -> Result<Enrolled, IdentityError> {
+        let caller = Self::acting_in(ctx, organisation, &CARE_ROLES)?;
+        let name = PersonName::parse(&form.name)?;
+        let email = Email::parse(&form.email)?;
+        let phone = form.phone.as_deref().map(Phone::parse).transpose()?;
+        if !self.holds(minor, organisation, Role::Client).await? {
+            return Err(IdentityError::NotFound);
+        }
+        let Some((guardian, _)) = self.ports.repository.find_by_email(&email).await? else {
+            let user = self
+                .create_pending_account(
+                    ctx,
+                    organisation,
+                    (name, email, phone),
+                    &[Role::Client],
+                    None,
+                    Some((minor, caller)),
+                )
+                .await?;
+            self.record(ctx, Some(minor), SecurityEventKind::GuardianLinked)
+                .await;
+            return Ok(Enrolled::Created(user));
+        };
+        if guardian.id == minor {
+            return Err(IdentityError::Conflict(
+                "A client cannot be their own guardian.",
+            ));
+        }
+        let link = Guardianship {
+            minor,
+            guardian: guardian.id,
+            organisation,
+            linked_by: caller,
+            linked_at: ctx.at(),
+        };
+        match self.ports.people.link_guardian(&link).await {
+            Ok(()) => {}
+            Err(RepositoryError::Duplicate) => {
+                return Err(IdentityError::Conflict(
+                    "This guardian is already linked to the client.",
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.record(ctx, Some(minor), SecurityEventKind::GuardianLinked)
+            .await;
+        if !self.holds(guardian.id, organisation, Role::Client).await? {
+            self.grant_existing(ctx, &guardian, organisation, Role::Client)
+                .await?;
+        }
+        self.notify(guardian.id, NoticeKind::GuardianLinked, ctx.at())
+            .await?;
+        Ok(Enrolled::Existing(guardian))
+    }
+
+    /// A provider, org admin or privacy officer reports a client of their practice
+    /// as under 13 (O1): the account is frozen, every session of it ended and it
+    /// is flagged for deletion, in one transaction; a security event is recorded.
+    /// The person is not told why sign-in is refused.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice, or not a client here),
+    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (flagged
+    /// already), [`IdentityError::Unavailable`].
+    pub async fn report_under_13(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: UserId,
+    ) -> Result<(), IdentityError> {
+        let caller = Self::acting_in(ctx, organisation, &REPORTING_ROLES)?;
+        if !self.holds(client, organisation, Role::Client).await? {
+            return Err(IdentityError::NotFound);
+        }
+        let flag = DeletionFlag {
+            user: client,
+            organisation,
+            reported_by: caller,
+            flagged_at: ctx.at(),
+        };
+        match self
+            .ports
+            .people
+            .suspend(client, AccountStatus::Frozen, ctx.at(), Some(&flag))
+            .await
+        {
+            Ok(_) => {}
+            Err(RepositoryError::Duplicate) => {
+                return Err(IdentityError::Conflict(
+                    "The account is already frozen and flagged for deletion.",
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.record(ctx, Some(client), SecurityEventKind::AccountFrozen)
+            .await;
+        Ok(())
+    }
+
+    /// An org admin adds a member with a role other than `client` (clients go
+    /// through [`IdentityService::create_client`]): a new account gets an
+    /// activation token; an existing one gains the role and a notice.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice), [`IdentityError::Forbidden`],
+    /// [`IdentityError::Invalid`], [`IdentityError::Conflict`] (role held
+    /// already), [`IdentityError::Unavailable`].
+    pub async fn add_member(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        form: NewPerson,
+        role: Role,
+    ) -> Result<Enrolled, IdentityError> {
+        Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
+        if role == Role::Client {
+            return Err(IdentityError::Invalid(crate::values::InvalidValue {
+                field: "role",
+                rule: "must not be client; clients are created with their date of birth",
+            }));
+        }
+        let name = PersonName::parse(&form.name)?;
+        let email = Email::parse(&form.email)?;
+        let phone = form.phone.as_deref().map(Phone::parse).transpose()?;
+        if let Some((existing, _)) = self.ports.repository.find_by_email(&email).await? {
+            self.grant_existing(ctx, &existing, organisation, role)
+                .await?;
+            return Ok(Enrolled::Existing(existing));
+        }
+        self.create_pending_account(ctx, organisation, (name, email, phone), &[role], None, None)
+            .await
+            .map(Enrolled::Created)
+    }
+
+    /// The practice's members with their roles, for an org admin: by account id
+    /// (time-ordered), those after `after`, at most `limit` (1 to 200), and
+    /// whether more follow.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice), [`IdentityError::Forbidden`],
+    /// [`IdentityError::Unavailable`].
+    pub async fn members(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<(Vec<PracticeMember>, bool), IdentityError> {
+        Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
+        let limit = limit.clamp(1, 200);
+        // One more than the page, to know whether another page follows.
+        let mut members = self
+            .ports
+            .people
+            .members(organisation, after, limit + 1)
+            .await?;
+        let page = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = members.len() > page;
+        members.truncate(page);
+        Ok((members, more))
+    }
+
+    /// An org admin takes a role from a member; never the practice's last
+    /// `org_admin`.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice, or the role is not held),
+    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (the last org
+    /// admin), [`IdentityError::Unavailable`].
+    pub async fn remove_role(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        member: UserId,
+        role: Role,
+    ) -> Result<(), IdentityError> {
+        Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
+        match self
+            .ports
+            .people
+            .remove_role(organisation, member, role)
+            .await?
+        {
+            RoleRemoval::Removed => {}
+            RoleRemoval::NotHeld => return Err(IdentityError::NotFound),
+            RoleRemoval::LastOrgAdmin => {
+                return Err(IdentityError::Conflict(
+                    "The practice's last org_admin cannot lose the role.",
+                ));
+            }
+        }
+        self.record(ctx, Some(member), SecurityEventKind::RoleRemoved)
+            .await;
+        Ok(())
+    }
+
+    /// The account `user`, when its home practice is `organisation`.
+    async fn homed_in(
+        &self,
+        organisation: OrganisationId,
+        user: UserId,
+    ) -> Result<User, IdentityError> {
+        self.ports
+            .repository
+            .user(user)
+            .await?
+            .filter(|u| u.home_organisation == organisation)
+            .ok_or(IdentityError::NotFound)
+    }
+
+    /// An org admin disables an account whose home practice is theirs: the status
+    /// and the end of every session are one transaction, so no session outlives
+    /// it. A security event and a notice follow; sign-in is refused until enabled.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice, or not homed here),
+    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (one's own
+    /// account, or a frozen one), [`IdentityError::Unavailable`].
+    pub async fn disable_account(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        user: UserId,
+    ) -> Result<(), IdentityError> {
+        let caller = Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
+        let account = self.homed_in(organisation, user).await?;
+        if caller == user {
+            return Err(IdentityError::Conflict(
+                "An administrator cannot disable their own account.",
+            ));
+        }
+        if account.status == AccountStatus::Frozen {
+            return Err(IdentityError::Conflict(
+                "The account is frozen pending deletion.",
+            ));
+        }
+        self.ports
+            .people
+            .suspend(user, AccountStatus::Disabled, ctx.at(), None)
+            .await?;
+        self.record(ctx, Some(user), SecurityEventKind::AccountDisabled)
+            .await;
+        self.notify(user, NoticeKind::AccountDisabled, ctx.at())
+            .await
+    }
+
+    /// An org admin enables a disabled account again: sign-in works; the sessions
+    /// ended by disabling stay ended.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (another practice, or not homed here),
+    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (not disabled),
+    /// [`IdentityError::Unavailable`].
+    pub async fn enable_account(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        user: UserId,
+    ) -> Result<(), IdentityError> {
+        Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
+        self.homed_in(organisation, user).await?;
+        if !self.ports.people.enable(user).await? {
+            return Err(IdentityError::Conflict("The account is not disabled."));
+        }
+        self.record(ctx, Some(user), SecurityEventKind::AccountEnabled)
+            .await;
+        self.notify(user, NoticeKind::AccountEnabled, ctx.at())
+            .await
+    }
+}

@@ -1,0 +1,355 @@
+//! The `PeopleRepository` adapter on both databases: sealed dates of birth,
+//! activation, the last org admin under concurrency, and suspension ending
+//! sessions with the status in one transaction.
+
+use identity::model::{DeletionFlag, Guardianship, RoleRemoval};
+use identity::ports::{NewAccount, PeopleRepository};
+use identity::values::DateOfBirth;
+
+use super::*;
+
+on_both_databases!(
+    a_created_account_keeps_its_birth_date_sealed_and_activates_once,
+    two_admins_removing_each_other_leave_one,
+    suspending_ends_sessions_and_a_second_flag_changes_nothing,
+);
+
+/// A client account in `practice`, born on `born`, pending activation.
+fn client_account(
+    practice: &NewPractice,
+    email: &str,
+    born: &str,
+) -> (NewAccount, Sensitive<String>) {
+    let at = now();
+    let user = User {
+        id: UserId::new(),
+        subject: SubjectId::new(),
+        home_organisation: practice.organisation.id,
+        name: PersonName::parse("Canary Birthday-ZX81").expect("valid"),
+        email: Email::parse(email).expect("valid"),
+        phone: None,
+        profession: None,
+        status: AccountStatus::PendingVerification,
+        email_verified_at: None,
+        created_at: at,
+    };
+    let (token, hash) = IssuedToken::generate().expect("randomness").into_parts();
+    let date = chrono::NaiveDate::parse_from_str(born, "%Y-%m-%d").expect("a date");
+    let account = NewAccount {
+        memberships: vec![Membership {
+            user: user.id,
+            organisation: practice.organisation.id,
+            role: Role::Client,
+            created_at: at,
+        }],
+        date_of_birth: Some(DateOfBirth::parse(date, at.date_naive()).expect("valid")),
+        guardianship: None,
+        activation: OneTimeToken {
+            hash,
+            purpose: TokenPurpose::ActivateAccount,
+            user: user.id,
+            expires_at: at + TimeDelta::days(7),
+        },
+        user,
+    };
+    (account, token)
+}
+
+async fn a_created_account_keeps_its_birth_date_sealed_and_activates_once(test_db: TestDatabase) {
+    let world = World::new(test_db).await;
+    let practice = world.practice("owner@example.com").await;
+    let (account, token) = client_account(&practice, "kid@example.com", "2004-07-19");
+    world
+        .accounts
+        .create_account(&account)
+        .await
+        .expect("stores");
+    // The same email again is a duplicate, and stores nothing.
+    let (again, _) = client_account(&practice, "KID@example.com", "2004-07-19");
+    assert!(matches!(
+        world.accounts.create_account(&again).await,
+        Err(RepositoryError::Duplicate)
+    ));
+    assert_eq!(world.count("users").await, 2);
+    assert_eq!(world.count("birth_dates").await, 1);
+
+    let id = account.user.id;
+    let born = world
+        .accounts
+        .date_of_birth(id)
+        .await
+        .expect("reads")
+        .expect("recorded");
+    assert_eq!(born.to_stored(), "2004-07-19");
+    // Recording another date keeps the first.
+    let other = DateOfBirth::from_stored("1999-01-01").expect("a date");
+    world
+        .accounts
+        .record_date_of_birth(&account.user, other, now())
+        .await
+        .expect("writes");
+    assert_eq!(
+        world.accounts.date_of_birth(id).await.expect("reads"),
+        Some(born)
+    );
+    for (place, bytes) in &stored_bytes(&world).await {
+        for canary in ["2004-07-19", "Canary Birthday-ZX81"] {
+            assert!(
+                !contains(bytes, canary.as_bytes()),
+                "{canary:?} in clear in {place}"
+            );
+        }
+    }
+
+    // Two concurrent activations: one wins, and the account is active with its password.
+    let hash = TokenHash::of_presented(token.expose());
+    let at = now();
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let accounts = world.accounts.clone();
+            tokio::spawn(async move {
+                accounts
+                    .activate(&hash, "$pbkdf2-sha256$i=1000,l=32$c2FsdA$aGFzaA", at)
+                    .await
+                    .expect("reads")
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("the task finishes"));
+    }
+    assert!(outcomes.contains(&Ok(id)), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&Err(TokenRejection::Used)),
+        "{outcomes:?}"
+    );
+    let (user, credentials) = world
+        .accounts
+        .user_with_credentials(id)
+        .await
+        .expect("reads")
+        .expect("found");
+    assert_eq!(user.status, AccountStatus::Active);
+    assert_eq!(user.email_verified_at, Some(at));
+    assert!(credentials.password_hash.is_some());
+    assert_eq!(
+        world
+            .accounts
+            .token_owner(&hash, TokenPurpose::ActivateAccount, at)
+            .await
+            .expect("reads"),
+        Err(TokenRejection::Used)
+    );
+    // A verification token is not an activation token.
+    let verification = practice.verification.hash;
+    assert_eq!(
+        world
+            .accounts
+            .token_owner(&verification, TokenPurpose::ActivateAccount, at)
+            .await
+            .expect("reads"),
+        Err(TokenRejection::Unknown)
+    );
+
+    // A guardian link, once.
+    assert!(!world.accounts.has_guardian(id).await.expect("reads"));
+    let link = Guardianship {
+        minor: id,
+        guardian: practice.user.id,
+        organisation: practice.organisation.id,
+        linked_by: practice.user.id,
+        linked_at: now(),
+    };
+    world.accounts.link_guardian(&link).await.expect("links");
+    assert!(world.accounts.has_guardian(id).await.expect("reads"));
+    assert!(matches!(
+        world.accounts.link_guardian(&link).await,
+        Err(RepositoryError::Duplicate)
+    ));
+    world.drop().await;
+}
+
+async fn two_admins_removing_each_other_leave_one(test_db: TestDatabase) {
+    let world = World::new(test_db).await;
+    for round in 0..5 {
+        let practice = world.practice(&format!("first{round}@example.com")).await;
+        let org = practice.organisation.id;
+        let first = practice.user.id;
+        let (second, _) = client_account(
+            &practice,
+            &format!("second{round}@example.com"),
+            "1980-01-01",
+        );
+        world
+            .accounts
+            .create_account(&second)
+            .await
+            .expect("stores");
+        let second = second.user.id;
+        world
+            .accounts
+            .grant_role(&Membership {
+                user: second,
+                organisation: org,
+                role: Role::OrgAdmin,
+                created_at: now(),
+            })
+            .await
+            .expect("grants");
+        assert!(matches!(
+            world
+                .accounts
+                .grant_role(&Membership {
+                    user: second,
+                    organisation: org,
+                    role: Role::OrgAdmin,
+                    created_at: now()
+                })
+                .await,
+            Err(RepositoryError::Duplicate)
+        ));
+        let tasks: Vec<_> = [first, second]
+            .into_iter()
+            .map(|user| {
+                let accounts = world.accounts.clone();
+                tokio::spawn(async move { accounts.remove_role(org, user, Role::OrgAdmin).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            // SQLite may refuse the loser's write outright (busy): that is a refusal too.
+            outcomes.push(task.await.expect("the task finishes").ok());
+        }
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == Some(RoleRemoval::Removed))
+                .count(),
+            1,
+            "{outcomes:?}"
+        );
+        let admins = world
+            .accounts
+            .members(org, None, 10)
+            .await
+            .expect("lists")
+            .into_iter()
+            .filter(|m| m.roles.contains(&Role::OrgAdmin))
+            .count();
+        assert_eq!(admins, 1);
+        // The last one stays.
+        let last = if outcomes[0] == Some(RoleRemoval::Removed) {
+            second
+        } else {
+            first
+        };
+        assert_eq!(
+            world
+                .accounts
+                .remove_role(org, last, Role::OrgAdmin)
+                .await
+                .expect("answers"),
+            RoleRemoval::LastOrgAdmin
+        );
+        assert_eq!(
+            world
+                .accounts
+                .remove_role(org, last, Role::Staff)
+                .await
+                .expect("answers"),
+            RoleRemoval::NotHeld
+        );
+    }
+    world.drop().await;
+}
+
+async fn suspending_ends_sessions_and_a_second_flag_changes_nothing(test_db: TestDatabase) {
+    let world = World::new(test_db).await;
+    let practice = world.practice("owner@example.com").await;
+    let user = practice.user.id;
+    let at = now();
+    for _ in 0..2 {
+        let (_, token_hash) = IssuedToken::generate().expect("randomness").into_parts();
+        world
+            .sessions
+            .insert(&Session {
+                id: SessionId::new(),
+                user,
+                organisation: practice.organisation.id,
+                token_hash,
+                created_at: at,
+                last_seen_at: at,
+                expires_at: at + TimeDelta::hours(12),
+                revoked_at: None,
+                client_address: None,
+                user_agent: None,
+            })
+            .await
+            .expect("stores");
+    }
+    let ended = world
+        .accounts
+        .suspend(user, AccountStatus::Disabled, at, None)
+        .await
+        .expect("suspends");
+    assert_eq!(ended, 2);
+    assert!(
+        world
+            .sessions
+            .live_sessions(user, at)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+    assert_eq!(
+        world.accounts.account_status(user).await.expect("reads"),
+        Some(AccountStatus::Disabled)
+    );
+    assert!(world.accounts.enable(user).await.expect("enables"));
+    assert!(
+        !world.accounts.enable(user).await.expect("answers"),
+        "only a disabled account"
+    );
+
+    let flag = DeletionFlag {
+        user,
+        organisation: practice.organisation.id,
+        reported_by: user,
+        flagged_at: at,
+    };
+    world
+        .accounts
+        .suspend(user, AccountStatus::Frozen, at, Some(&flag))
+        .await
+        .expect("freezes");
+    assert_eq!(
+        world.accounts.deletion_flag(user).await.expect("reads"),
+        Some(flag)
+    );
+    assert!(
+        !world.accounts.enable(user).await.expect("answers"),
+        "a frozen account stays frozen"
+    );
+    // A second flag is a duplicate and changes nothing (the status stays frozen).
+    let later = DeletionFlag {
+        flagged_at: at + TimeDelta::hours(1),
+        ..flag
+    };
+    assert!(matches!(
+        world
+            .accounts
+            .suspend(user, AccountStatus::Disabled, at, Some(&later))
+            .await,
+        Err(RepositoryError::Duplicate)
+    ));
+    assert_eq!(
+        world.accounts.account_status(user).await.expect("reads"),
+        Some(AccountStatus::Frozen)
+    );
+    assert_eq!(
+        world.accounts.deletion_flag(user).await.expect("reads"),
+        Some(flag)
+    );
+    world.drop().await;
+}

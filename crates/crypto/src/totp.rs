@@ -13,6 +13,7 @@ use ring::hmac;
 use ring::rand::SystemRandom;
 
 use crate::random::{self, RandomnessUnavailable};
+use crate::token::TokenHash;
 
 /// Bytes in a secret: 160 bits, RFC 4226's recommendation.
 pub const SECRET_BYTES: usize = 20;
@@ -97,6 +98,38 @@ impl fmt::Debug for TotpSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TotpSecret([redacted])")
     }
+}
+
+/// How many recovery codes a person holds.
+pub const RECOVERY_CODES: usize = 10;
+
+/// A fresh recovery code: 80 random bits as 16 base32 characters in groups of four
+/// (`ABCD-EFGH-IJKL-MNOP`), and the hash to store (of its normalised form).
+///
+/// # Errors
+/// [`RandomnessUnavailable`] if the system RNG fails.
+pub fn recovery_code() -> Result<(Sensitive<String>, TokenHash), RandomnessUnavailable> {
+    let bytes: [u8; 10] = random::bytes(&SystemRandom::new())?;
+    let plain = base32(&bytes);
+    let grouped = plain
+        .as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join("-");
+    Ok((Sensitive::new(grouped), TokenHash::of_presented(&plain)))
+}
+
+/// The hash of a recovery code as typed: dashes and spaces dropped, upper-cased,
+/// so `abcd efgh-ijkl-mnop` finds `ABCD-EFGH-IJKL-MNOP`.
+#[must_use]
+pub fn recovery_code_hash(presented: &str) -> TokenHash {
+    let normalised: String = presented
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    TokenHash::of_presented(&normalised)
 }
 
 /// The time step of Unix time `unix_seconds` (0 before 1970).
@@ -232,6 +265,20 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.to_base32().expose().len(), 32);
         assert_eq!(format!("{a:?}"), "TotpSecret([redacted])");
+    }
+
+    #[test]
+    fn recovery_codes_are_random_grouped_and_found_however_typed() {
+        let (code, hash) = recovery_code().expect("rng");
+        let (other, other_hash) = recovery_code().expect("rng");
+        assert_ne!(code, other);
+        assert_ne!(hash, other_hash);
+        let text = code.expose();
+        assert_eq!(text.len(), 19);
+        assert_eq!(text.matches('-').count(), 3);
+        assert_eq!(recovery_code_hash(text), hash);
+        assert_eq!(recovery_code_hash(&text.to_lowercase().replace('-', " ")), hash);
+        assert_ne!(recovery_code_hash(other.expose()), hash);
     }
 
     #[test]

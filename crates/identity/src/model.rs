@@ -169,6 +169,10 @@ pub struct Session {
 pub enum TokenPurpose {
     /// Proves control of the email address.
     VerifyEmail,
+    /// Sets a new password without the old one (1 hour).
+    ResetPassword,
+    /// Proves control of a new email address before it replaces the old one.
+    ChangeEmail,
 }
 
 impl TokenPurpose {
@@ -177,6 +181,8 @@ impl TokenPurpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+            Self::ChangeEmail => "change_email",
         }
     }
 }
@@ -222,6 +228,28 @@ pub enum SecurityEventKind {
     EmailVerified,
     /// A practice and its first account were created.
     AccountCreated,
+    /// MFA enrolment was started (a secret issued, not yet confirmed).
+    MfaEnrolmentStarted,
+    /// MFA was turned on.
+    MfaEnabled,
+    /// MFA was turned off.
+    MfaDisabled,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
+    /// A recovery code was used (and is now spent).
+    RecoveryCodeUsed,
+    /// The password was changed by its owner.
+    PasswordChanged,
+    /// A password reset was asked for.
+    PasswordResetRequested,
+    /// The password was reset with a one-time token.
+    PasswordReset,
+    /// A change of email was asked for (a token sent to the new address).
+    EmailChangeRequested,
+    /// The email address was changed.
+    EmailChanged,
+    /// A practice's settings (name, marketing mode, MFA requirement) were changed.
+    OrganisationSettingsChanged,
 }
 
 impl SecurityEventKind {
@@ -236,6 +264,17 @@ impl SecurityEventKind {
             Self::AllSessionsRevoked => "all_sessions_revoked",
             Self::EmailVerified => "email_verified",
             Self::AccountCreated => "account_created",
+            Self::MfaEnrolmentStarted => "mfa_enrolment_started",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
+            Self::OrganisationSettingsChanged => "organisation_settings_changed",
         }
     }
 }
@@ -272,6 +311,36 @@ pub enum NoticeKind {
     NewSignIn,
     /// "Your account was locked after repeated failed sign-ins".
     AccountLocked,
+    /// "MFA was turned on for your account".
+    MfaEnabled,
+    /// "MFA was turned off for your account".
+    MfaDisabled,
+    /// "New recovery codes were made; the old ones no longer work".
+    RecoveryCodesRegenerated,
+    /// "A recovery code was used to sign in".
+    RecoveryCodeUsed,
+    /// "Your password was changed".
+    PasswordChanged,
+    /// "Reset your password": carries the one-time token.
+    ResetPassword {
+        /// The token to redeem.
+        token: kernel::Sensitive<String>,
+    },
+    /// "Your password was reset".
+    PasswordReset,
+    /// "Confirm your new email address": sent to the NEW address, which it carries
+    /// with the token (both sealed in the outbox).
+    ConfirmEmailChange {
+        /// The new address, where this notice goes.
+        new_email: kernel::Sensitive<String>,
+        /// The token to redeem.
+        token: kernel::Sensitive<String>,
+    },
+    /// "Your email address was changed": sent to the OLD address, which it carries.
+    EmailChanged {
+        /// The previous address, where this notice goes.
+        previous_email: kernel::Sensitive<String>,
+    },
 }
 
 impl NoticeKind {
@@ -282,6 +351,15 @@ impl NoticeKind {
             Self::VerifyEmail { .. } => "verify_email",
             Self::NewSignIn => "new_sign_in",
             Self::AccountLocked => "account_locked",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::PasswordChanged => "password_changed",
+            Self::ResetPassword { .. } => "reset_password",
+            Self::PasswordReset => "password_reset",
+            Self::ConfirmEmailChange { .. } => "confirm_email_change",
+            Self::EmailChanged { .. } => "email_changed",
         }
     }
 }
@@ -301,4 +379,23 @@ pub struct Notice {
     pub kind: NoticeKind,
     /// When it was queued.
     pub at: DateTime<Utc>,
+}
+
+/// A person's TOTP enrolment: pending until confirmed with a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaEnrolment {
+    /// The shared secret (sealed with the person's data key at rest).
+    pub secret: crypto::TotpSecret,
+    /// When MFA was turned on; `None` while enrolment is pending.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// The last accepted time step: a code of this step or an earlier one is refused.
+    pub last_step: Option<u64>,
+}
+
+impl MfaEnrolment {
+    /// Whether MFA is on.
+    #[must_use]
+    pub const fn is_on(&self) -> bool {
+        self.confirmed_at.is_some()
+    }
 }

@@ -6,6 +6,8 @@
 //! blocking pool behind a semaphore sized to the cores, so a flood of sign-ins
 //! queues for CPU instead of starving the async workers that serve everything else.
 
+mod credentials;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,9 +23,12 @@ use crate::model::{
     SecurityEventKind, Session, SessionId, TokenPurpose, TokenRejection, User,
 };
 use crate::ports::{
-    IdentityRepository, NewPractice, Notifier, RepositoryError, SecurityEventLog, SessionRepository,
+    CredentialRepository, IdentityRepository, NewPractice, Notifier, RepositoryError,
+    SecurityEventLog, SessionRepository,
 };
 use crate::throttle::AddressThrottle;
+pub use credentials::{MFA_ROLES, MfaSetup, OrganisationChanges, SecondFactor};
+
 use crate::values::{
     DataRegion, Email, InvalidValue, MarketingMode, NewPassword, OrganisationName, PersonName,
     Phone, Profession,
@@ -112,6 +117,26 @@ pub enum IdentityError {
     /// Storage or hashing failed (503); the source is for logs only.
     #[error("identity storage is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The password was right, and the account has MFA on: give a TOTP or
+    /// recovery code (401, `mfa-required`).
+    #[error("a second factor is required")]
+    MfaRequired,
+    /// The session may only enrol in MFA or sign out until MFA is on, because the
+    /// practice requires it (403, `mfa-enrolment-required`).
+    #[error("the practice requires MFA: enrol before doing anything else")]
+    MfaEnrolmentRequired,
+    /// MFA is already on (409).
+    #[error("MFA is already on")]
+    MfaAlreadyOn,
+    /// MFA is not on, or no enrolment is pending (409).
+    #[error("MFA is not on")]
+    MfaNotOn,
+    /// Re-authentication needs a current TOTP or recovery code too, as MFA is on (403).
+    #[error("a current authenticator code is required")]
+    SecondFactorRequired,
+    /// The caller's role may not do this in its own practice (403).
+    #[error("your role does not allow this")]
+    NotPermitted,
 }
 
 impl From<RepositoryError> for IdentityError {
@@ -181,6 +206,8 @@ pub struct IdentityPorts {
     pub events: Arc<dyn SecurityEventLog>,
     /// Transactional notices.
     pub notifier: Arc<dyn Notifier>,
+    /// MFA, recovery codes, password and email changes, practice settings.
+    pub credentials: Arc<dyn CredentialRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -398,13 +425,15 @@ impl IdentityService {
     /// # Errors
     /// [`IdentityError::Throttled`], [`IdentityError::Locked`],
     /// [`IdentityError::InvalidCredentials`], [`IdentityError::EmailNotVerified`],
-    /// [`IdentityError::NotAMember`], [`IdentityError::Unavailable`].
+    /// [`IdentityError::NotAMember`], [`IdentityError::MfaRequired`],
+    /// [`IdentityError::Unavailable`].
     pub async fn sign_in(
         &self,
         ctx: &RequestContext,
         email: &str,
         password: Sensitive<String>,
         organisation: Option<OrganisationId>,
+        second_factor: SecondFactor,
     ) -> Result<SignedIn, IdentityError> {
         let now = ctx.at();
         if let Some(address) = ctx.client().address()
@@ -453,6 +482,8 @@ impl IdentityService {
         if user.status == AccountStatus::PendingVerification {
             return Err(IdentityError::EmailNotVerified);
         }
+        self.second_factor_at_sign_in(ctx, &user, second_factor)
+            .await?;
 
         let memberships = self.ports.repository.memberships(user.id).await?;
         let organisation = organisation

@@ -16,8 +16,8 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 use store::{
-    Database, DatabaseOptions, OutboxNotifier, SeaOrmIdentityRepository, SeaOrmKeyStore,
-    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+    Database, DatabaseOptions, OutboxNotifier, SeaOrmCredentialRepository,
+    SeaOrmIdentityRepository, SeaOrmKeyStore, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 
 use crate::config::{Config, MigrateMode};
@@ -243,6 +243,11 @@ fn compose(
     let identity = IdentityService::new(
         IdentityPorts {
             repository: Arc::new(SeaOrmIdentityRepository::new(
+                database.clone(),
+                keyring.clone(),
+                blind_index.clone(),
+            )),
+            credentials: Arc::new(SeaOrmCredentialRepository::new(
                 database.clone(),
                 keyring.clone(),
                 blind_index,

@@ -63,6 +63,12 @@ pub enum ProblemKind {
     Internal,
     /// 503: a dependency (database, audit log) is unavailable; nothing was done.
     Unavailable,
+    /// 401: the password was right; the account has MFA on, so a TOTP or recovery
+    /// code is needed too.
+    MfaRequired,
+    /// 403: the practice requires MFA; until the caller enrols, the session may only
+    /// enrol and sign out.
+    MfaEnrolmentRequired,
 }
 
 impl ProblemKind {
@@ -103,6 +109,8 @@ impl ProblemKind {
             Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::Unavailable => 503,
+            Self::MfaRequired => 401,
+            Self::MfaEnrolmentRequired => 403,
         }
     }
 
@@ -123,6 +131,8 @@ impl ProblemKind {
             Self::TooManyRequests => "too-many-requests",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::MfaRequired => "mfa-required",
+            Self::MfaEnrolmentRequired => "mfa-enrolment-required",
         }
     }
 
@@ -143,11 +153,13 @@ impl ProblemKind {
             Self::TooManyRequests => "Too many requests",
             Self::Internal => "An internal error occurred",
             Self::Unavailable => "The service is temporarily unavailable",
+            Self::MfaRequired => "A second factor is required",
+            Self::MfaEnrolmentRequired => "MFA enrolment is required",
         }
     }
 
     /// Every kind, for documentation tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -161,6 +173,8 @@ impl ProblemKind {
         Self::TooManyRequests,
         Self::Internal,
         Self::Unavailable,
+        Self::MfaRequired,
+        Self::MfaEnrolmentRequired,
     ];
 }
 
@@ -373,8 +387,8 @@ impl ApiError {
             ProblemKind::MethodNotAllowed => Self::Internal(body),
             ProblemKind::UnsupportedMediaType => Self::UnsupportedMediaType(body),
             ProblemKind::PayloadTooLarge => Self::PayloadTooLarge(body),
-            ProblemKind::Unauthenticated => Self::Unauthenticated(body),
-            ProblemKind::Forbidden => Self::Forbidden(body),
+            ProblemKind::Unauthenticated | ProblemKind::MfaRequired => Self::Unauthenticated(body),
+            ProblemKind::Forbidden | ProblemKind::MfaEnrolmentRequired => Self::Forbidden(body),
             ProblemKind::NotFound => Self::NotFound(body),
             ProblemKind::Conflict => Self::Conflict(body),
             ProblemKind::Gone => Self::Gone(body),

@@ -95,6 +95,30 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::NotFound,
                 "No such resource.".to_owned(),
             )),
+            IdentityError::MfaRequired => Self::Unauthenticated(problem(
+                ProblemKind::MfaRequired,
+                "Give the code from your authenticator app (totp_code) or a recovery code (recovery_code) with your password.".to_owned(),
+            )),
+            IdentityError::MfaEnrolmentRequired => Self::Forbidden(problem(
+                ProblemKind::MfaEnrolmentRequired,
+                "Your practice requires MFA: enrol (POST /v1/me/mfa/enrolment, then /v1/me/mfa/confirmation) before anything else.".to_owned(),
+            )),
+            IdentityError::MfaAlreadyOn => Self::Conflict(problem(
+                ProblemKind::Conflict,
+                "MFA is already on for this account.".to_owned(),
+            )),
+            IdentityError::MfaNotOn => Self::Conflict(problem(
+                ProblemKind::Conflict,
+                "MFA is not on for this account, or no enrolment is pending.".to_owned(),
+            )),
+            IdentityError::SecondFactorRequired => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                "MFA is on: give a current authenticator code (totp_code) or a recovery code with your password; nothing was changed.".to_owned(),
+            )),
+            IdentityError::NotPermitted => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                "Your role does not allow this.".to_owned(),
+            )),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = %source, "identity storage unavailable");
                 Self::Unavailable(problem(
@@ -298,6 +322,12 @@ pub struct SignInRequest {
     pub password: String,
     /// The practice to act in; by default the account's first practice.
     pub organisation_id: Option<Uuid>,
+    /// With MFA on: the 6-digit code from the authenticator app.
+    #[oai(validator(max_length = 16))]
+    pub totp_code: Option<String>,
+    /// With MFA on, instead of `totp_code`: one of the recovery codes (each works once).
+    #[oai(validator(max_length = 64))]
+    pub recovery_code: Option<String>,
 }
 
 /// A session, as its owner sees it (never its token).
@@ -496,7 +526,8 @@ impl IdentityApi {
         Ok(Done::NoContent)
     }
 
-    /// Sign in: a new session and its bearer token.
+    /// Sign in: a new session and its bearer token. With MFA on, give `totp_code`
+    /// or `recovery_code` too; without either the answer is 401 `mfa-required`.
     #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
     async fn create_session(
         &self,
@@ -519,6 +550,7 @@ impl IdentityApi {
                 &b.email,
                 Sensitive::new(b.password),
                 b.organisation_id.map(kernel::OrganisationId::from_uuid),
+                identity::SecondFactor::from_fields(b.totp_code, b.recovery_code),
             )
             .await?;
         Ok(Created::Created(Json(SessionCreated {

@@ -4,6 +4,7 @@
 //! lowerCamelCase `operationId`, one tag per context, problem+json errors declared
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
+pub mod credentials;
 pub mod identity;
 pub mod system;
 
@@ -18,10 +19,16 @@ pub enum ApiTags {
     System,
     /// Practices, accounts, sign-in and sessions.
     Identity,
+    /// MFA, password and email changes, password reset, practice settings.
+    Security,
 }
 
 /// Every context's operations.
-pub type Apis = (system::SystemApi, identity::IdentityApi);
+pub type Apis = (
+    system::SystemApi,
+    identity::IdentityApi,
+    credentials::CredentialsApi,
+);
 
 /// The API's title in the OpenAPI document.
 pub const TITLE: &str = "Custodia";
@@ -33,6 +40,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
         (
             system::SystemApi::new(state.clone()),
             identity::IdentityApi::new(state.clone()),
+            credentials::CredentialsApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

@@ -25,10 +25,10 @@ use super::{corrupt, stored, stored_opt, unavailable, utc, utc_opt};
 use crate::Database;
 
 /// The blind index that finds an account by its normalised email.
-const EMAIL_INDEX: &str = "email";
+pub(super) const EMAIL_INDEX: &str = "email";
 /// Field bindings of the sealed `users` columns.
 const NAME_FIELD: &str = "users.name";
-const EMAIL_FIELD: &str = "users.email";
+pub(super) const EMAIL_FIELD: &str = "users.email";
 const PHONE_FIELD: &str = "users.phone";
 
 /// Practices, people, memberships, credentials and one-time tokens on Custodia's

@@ -14,7 +14,7 @@ use crate::Database;
 const TABLE: &str = "security_events";
 
 /// Every kind, to read `kind` back.
-const KINDS: [SecurityEventKind; 7] = [
+const KINDS: [SecurityEventKind; 18] = [
     SecurityEventKind::SignInSucceeded,
     SecurityEventKind::SignInFailed,
     SecurityEventKind::AccountLocked,
@@ -22,6 +22,17 @@ const KINDS: [SecurityEventKind; 7] = [
     SecurityEventKind::AllSessionsRevoked,
     SecurityEventKind::EmailVerified,
     SecurityEventKind::AccountCreated,
+    SecurityEventKind::MfaEnrolmentStarted,
+    SecurityEventKind::MfaEnabled,
+    SecurityEventKind::MfaDisabled,
+    SecurityEventKind::RecoveryCodesRegenerated,
+    SecurityEventKind::RecoveryCodeUsed,
+    SecurityEventKind::PasswordChanged,
+    SecurityEventKind::PasswordResetRequested,
+    SecurityEventKind::PasswordReset,
+    SecurityEventKind::EmailChangeRequested,
+    SecurityEventKind::EmailChanged,
+    SecurityEventKind::OrganisationSettingsChanged,
 ];
 
 /// The security-event log on Custodia's database.

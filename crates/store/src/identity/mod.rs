@@ -1,6 +1,7 @@
 //! The identity context's adapters: [`SeaOrmIdentityRepository`] (practices,
 //! people, memberships, credentials, one-time tokens), [`SeaOrmSessionRepository`],
-//! [`SeaOrmSecurityEventLog`] and [`OutboxNotifier`].
+//! [`SeaOrmSecurityEventLog`], [`OutboxNotifier`] and [`SeaOrmCredentialRepository`]
+//! (TOTP enrolments, recovery codes, password and email changes).
 //!
 //! A person's name, email and phone are sealed with their data key (the subject
 //! key under their home practice), each bound to the user id and the column, so a
@@ -9,6 +10,7 @@
 //! Timestamps are stored with microsecond precision (PostgreSQL's), in UTC.
 
 mod accounts;
+mod credentials;
 mod entity;
 mod events;
 mod outbox;
@@ -22,6 +24,7 @@ use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
 use identity::ports::RepositoryError;
 
 pub use accounts::SeaOrmIdentityRepository;
+pub use credentials::SeaOrmCredentialRepository;
 pub use events::SeaOrmSecurityEventLog;
 pub use outbox::OutboxNotifier;
 pub use sessions::SeaOrmSessionRepository;

@@ -44,6 +44,29 @@ impl TotpSecret {
         Self(bytes)
     }
 
+    /// A secret as typed into an authenticator app (base32, case and spaces
+    /// ignored, padding optional); `None` when it is not base32.
+    #[must_use]
+    pub fn from_base32(text: &str) -> Option<Self> {
+        let mut bytes = Vec::with_capacity(text.len() * 5 / 8);
+        let mut buffer: u32 = 0;
+        let mut bits = 0_u32;
+        for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
+            let value = match c.to_ascii_uppercase() {
+                upper @ 'A'..='Z' => u32::from(upper) - u32::from('A'),
+                digit @ '2'..='7' => u32::from(digit) - u32::from('2') + 26,
+                _ => return None,
+            };
+            buffer = (buffer << 5) | value;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                bytes.push(((buffer >> bits) & 0xff) as u8);
+            }
+        }
+        Some(Self(bytes))
+    }
+
     /// The raw secret, to seal for storage.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
@@ -82,9 +105,13 @@ impl TotpSecret {
         let presented = code.trim().as_bytes();
         let current = step_of(unix_seconds);
         let mut matched = None;
-        for step in [current.checked_sub(1), Some(current), current.checked_add(1)]
-            .into_iter()
-            .flatten()
+        for step in [
+            current.checked_sub(1),
+            Some(current),
+            current.checked_add(1),
+        ]
+        .into_iter()
+        .flatten()
         {
             if constant_time_eq(self.code_at_step(step).as_bytes(), presented) {
                 matched = Some(step);
@@ -183,7 +210,9 @@ pub fn base32(bytes: &[u8]) -> String {
         }
     }
     if bits > 0 {
-        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 0x1f) as usize]));
+        out.push(char::from(
+            ALPHABET[((buffer << (5 - bits)) & 0x1f) as usize],
+        ));
     }
     out
 }
@@ -221,7 +250,11 @@ mod tests {
             assert_eq!(hotp(SEED, step_of(time), 8), expected, "T = {time}");
             // Six digits are the last six of the eight (the same value mod 10^6).
             let secret = TotpSecret::from_bytes(SEED.to_vec());
-            assert_eq!(secret.code_at_step(step_of(time)), expected[2..], "T = {time}");
+            assert_eq!(
+                secret.code_at_step(step_of(time)),
+                expected[2..],
+                "T = {time}"
+            );
             assert_eq!(secret.verify(&expected[2..], time), Some(step_of(time)));
         }
     }
@@ -231,8 +264,14 @@ mod tests {
         let secret = TotpSecret::from_bytes(SEED.to_vec());
         let now = 1_234_567_890;
         let step = step_of(now);
-        assert_eq!(secret.verify(&secret.code_at_step(step - 1), now), Some(step - 1));
-        assert_eq!(secret.verify(&secret.code_at_step(step + 1), now), Some(step + 1));
+        assert_eq!(
+            secret.verify(&secret.code_at_step(step - 1), now),
+            Some(step - 1)
+        );
+        assert_eq!(
+            secret.verify(&secret.code_at_step(step + 1), now),
+            Some(step + 1)
+        );
         assert_eq!(secret.verify(&secret.code_at_step(step - 2), now), None);
         assert_eq!(secret.verify(&secret.code_at_step(step + 2), now), None);
         assert_eq!(secret.verify("", now), None);
@@ -255,6 +294,16 @@ mod tests {
             assert_eq!(base32(input.as_bytes()), expected);
         }
         assert_eq!(base32(SEED), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        let secret = TotpSecret::generate().expect("rng");
+        assert_eq!(
+            TotpSecret::from_base32(&secret.to_base32().expose().to_lowercase()),
+            Some(secret)
+        );
+        assert_eq!(
+            TotpSecret::from_base32("MZXW6YTBOI======").map(|s| s.as_bytes().to_vec()),
+            Some(b"foobar".to_vec())
+        );
+        assert_eq!(TotpSecret::from_base32("MZ1W"), None);
     }
 
     #[test]
@@ -277,7 +326,10 @@ mod tests {
         assert_eq!(text.len(), 19);
         assert_eq!(text.matches('-').count(), 3);
         assert_eq!(recovery_code_hash(text), hash);
-        assert_eq!(recovery_code_hash(&text.to_lowercase().replace('-', " ")), hash);
+        assert_eq!(
+            recovery_code_hash(&text.to_lowercase().replace('-', " ")),
+            hash
+        );
         assert_ne!(recovery_code_hash(other.expose()), hash);
     }
 

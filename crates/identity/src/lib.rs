@@ -17,6 +17,6 @@ pub mod throttle;
 pub mod values;
 
 pub use service::{
-    Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService,
-    MfaSetup, OrganisationChanges, SecondFactor, SignUp, SignedIn,
+    Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService, MfaSetup,
+    OrganisationChanges, SecondFactor, SignUp, SignedIn,
 };

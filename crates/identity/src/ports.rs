@@ -218,8 +218,7 @@ pub trait CredentialRepository: Send + Sync + 'static {
     async fn disable_mfa(&self, user: UserId) -> Result<(), RepositoryError>;
 
     /// Sets a new password hash and clears failures and any lock.
-    async fn set_password(&self, user: UserId, password_hash: &str)
-    -> Result<(), RepositoryError>;
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), RepositoryError>;
 
     /// Ends every live session of `user` but `keep`; returns how many.
     async fn revoke_other_sessions(

@@ -127,11 +127,12 @@ impl IdentityService {
     ) -> Result<bool, IdentityError> {
         match factor {
             SecondFactor::None => Ok(false),
-            SecondFactor::Totp(code) => match mfa.secret.verify(code.expose(), ctx.at().timestamp())
-            {
-                Some(step) => Ok(self.ports.credentials.accept_step(user, step).await?),
-                None => Ok(false),
-            },
+            SecondFactor::Totp(code) => {
+                match mfa.secret.verify(code.expose(), ctx.at().timestamp()) {
+                    Some(step) => Ok(self.ports.credentials.accept_step(user, step).await?),
+                    None => Ok(false),
+                }
+            }
             SecondFactor::RecoveryCode(code) => {
                 let hash = crypto::totp::recovery_code_hash(code.expose());
                 let used = self
@@ -166,7 +167,10 @@ impl IdentityService {
         if matches!(factor, SecondFactor::None) {
             return Err(IdentityError::MfaRequired);
         }
-        if self.second_factor_valid(ctx, user.id, &mfa, &factor).await? {
+        if self
+            .second_factor_valid(ctx, user.id, &mfa, &factor)
+            .await?
+        {
             return Ok(());
         }
         Err(self.failed_attempt(ctx, user).await?)
@@ -316,18 +320,21 @@ impl IdentityService {
         password: Sensitive<String>,
         factor: &SecondFactor,
     ) -> Result<Vec<Sensitive<String>>, IdentityError> {
-        let id = Self::caller(ctx)?;
-        if self.mfa_on(id).await?.is_none() {
+        let user = self.reauthenticate_strongly(ctx, password, factor).await?;
+        if self.mfa_on(user.id).await?.is_none() {
             return Err(IdentityError::MfaNotOn);
         }
-        let user = self.reauthenticate_strongly(ctx, password, factor).await?;
         let (codes, hashes) = recovery_codes()?;
         self.ports
             .credentials
             .replace_recovery_codes(user.id, &hashes, ctx.at())
             .await?;
-        self.record(ctx, Some(user.id), SecurityEventKind::RecoveryCodesRegenerated)
-            .await;
+        self.record(
+            ctx,
+            Some(user.id),
+            SecurityEventKind::RecoveryCodesRegenerated,
+        )
+        .await;
         self.notify(user.id, NoticeKind::RecoveryCodesRegenerated, ctx.at())
             .await?;
         Ok(codes)
@@ -347,11 +354,10 @@ impl IdentityService {
         password: Sensitive<String>,
         factor: &SecondFactor,
     ) -> Result<(), IdentityError> {
-        let id = Self::caller(ctx)?;
-        if self.mfa_on(id).await?.is_none() {
+        let user = self.reauthenticate_strongly(ctx, password, factor).await?;
+        if self.mfa_on(user.id).await?.is_none() {
             return Err(IdentityError::MfaNotOn);
         }
-        let user = self.reauthenticate_strongly(ctx, password, factor).await?;
         self.ports.credentials.disable_mfa(user.id).await?;
         self.record(ctx, Some(user.id), SecurityEventKind::MfaDisabled)
             .await;
@@ -534,8 +540,12 @@ impl IdentityService {
                 expires_at: now + RESET_TTL,
             })
             .await?;
-        self.record(ctx, Some(user.id), SecurityEventKind::PasswordResetRequested)
-            .await;
+        self.record(
+            ctx,
+            Some(user.id),
+            SecurityEventKind::PasswordResetRequested,
+        )
+        .await;
         self.notify(user.id, NoticeKind::ResetPassword { token }, now)
             .await
     }

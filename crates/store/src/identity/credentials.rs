@@ -12,7 +12,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use crypto::{BlindIndexer, FieldBinding, Keyring, TokenHash, TotpSecret};
-use identity::model::{MfaEnrolment, OneTimeToken, Organisation, SessionId, TokenPurpose, TokenRejection};
+use identity::model::{
+    MfaEnrolment, OneTimeToken, Organisation, SessionId, TokenPurpose, TokenRejection,
+};
 use identity::ports::{CredentialRepository, RepositoryError};
 use identity::values::Email;
 use kernel::{OrganisationId, SubjectId, UserId};
@@ -280,7 +282,10 @@ impl SeaOrmCredentialRepository {
     }
 
     /// The person's home practice and subject id, which name their data key.
-    async fn key_owner(&self, user: UserId) -> Result<(OrganisationId, SubjectId), RepositoryError> {
+    async fn key_owner(
+        &self,
+        user: UserId,
+    ) -> Result<(OrganisationId, SubjectId), RepositoryError> {
         let (organisation, subject) = user::Entity::find_by_id(user.as_uuid())
             .select_only()
             .column(user::Column::HomeOrganisationId)
@@ -398,7 +403,10 @@ impl CredentialRepository for SeaOrmCredentialRepository {
                 .one(&txn)
                 .await
                 .map_err(unavailable)?;
-            if existing.as_ref().is_some_and(|row| row.confirmed_at.is_some()) {
+            if existing
+                .as_ref()
+                .is_some_and(|row| row.confirmed_at.is_some())
+            {
                 return Ok(false);
             }
             if existing.is_some() {
@@ -513,11 +521,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
         finish(txn, outcome).await
     }
 
-    async fn set_password(
-        &self,
-        user: UserId,
-        password_hash: &str,
-    ) -> Result<(), RepositoryError> {
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), RepositoryError> {
         store_password(self.db.connection(), user, password_hash).await
     }
 

@@ -17,6 +17,8 @@ mod outbox;
 mod sessions;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_credentials;
 
 use std::net::IpAddr;
 

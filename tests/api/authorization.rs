@@ -102,7 +102,7 @@ const OWN_CREDENTIALS: [(&str, &str, &str); 6] = [
         "POST",
         "/v1/me/mfa/recovery-codes",
     ),
-    ("disableMfa", "POST", "/v1/me/mfa/disable"),
+    ("disableMfa", "POST", "/v1/me/mfa/deactivation"),
     ("changePassword", "PUT", "/v1/me/password"),
     ("requestEmailChange", "POST", "/v1/me/email-changes"),
 ];

@@ -1,6 +1,6 @@
-//! Security operations: TOTP MFA enrolment and management, password change and
-//! reset, email change, and a practice's settings (including whether it requires
-//! MFA).
+//! Identity's security operations (tagged `Identity`, one tag per context): TOTP
+//! MFA enrolment and management, password change and reset, email change, and a
+//! practice's settings (including whether it requires MFA).
 //!
 //! Every change to the caller's own credentials re-authenticates: the current
 //! password in the body, plus a current TOTP (or recovery) code once MFA is on. A
@@ -22,7 +22,7 @@ use crate::auth::{SessionAuth, context};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
-/// Security operations.
+/// Identity's security operations: MFA, credential changes, practice settings.
 #[derive(Debug)]
 pub struct CredentialsApi {
     state: AppState,
@@ -194,7 +194,7 @@ fn codes(codes: Vec<Sensitive<String>>) -> RecoveryCodes {
     }
 }
 
-#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Security")]
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Identity")]
 impl CredentialsApi {
     /// Start TOTP enrolment (password required): the secret and otpauth URI are
     /// shown once; MFA is on only after confirmation with a code.
@@ -272,7 +272,11 @@ impl CredentialsApi {
     }
 
     /// Turn MFA off (password and a current code required).
-    #[oai(path = "/me/mfa/disable", method = "post", operation_id = "disableMfa")]
+    #[oai(
+        path = "/me/mfa/deactivation",
+        method = "post",
+        operation_id = "disableMfa"
+    )]
     async fn disable_mfa(
         &self,
         req: &Request,

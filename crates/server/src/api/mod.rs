@@ -19,8 +19,6 @@ pub enum ApiTags {
     System,
     /// Practices, accounts, sign-in and sessions.
     Identity,
-    /// MFA, password and email changes, password reset, practice settings.
-    Security,
 }
 
 /// Every context's operations.

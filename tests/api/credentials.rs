@@ -194,6 +194,13 @@ both_databases_with_clock!(async fn mfa_is_enrolled_confirmed_and_then_required_
     clock.advance(Duration::seconds(30));
     problem(sign_in(&app, json!({ "email": "mfa@example.com", "password": "not my password", "totp_code": code(&secret, &clock) })).await, 401).await;
 
+    // Once MFA is on, a credential change needs a current code with the password.
+    clock.advance(Duration::seconds(30));
+    let change = |totp: Option<String>| json!({ "password": TEST_PASSWORD, "new_email": "mfa2@example.com", "totp_code": totp });
+    let p = problem(post(&app, "/v1/me/email-changes", Some(&token), &change(None)).await, 403).await;
+    assert!(p["detail"].as_str().expect("detail").contains("totp_code"));
+    assert_eq!(post(&app, "/v1/me/email-changes", Some(&token), &change(Some(code(&secret, &clock)))).await.status(), 202);
+
     let kinds = event_kinds(&app, &token).await;
     for kind in ["mfa_enrolment_started", "mfa_enabled", "sign_in_failed"] {
         assert!(kinds.contains(&kind.to_owned()), "{kind} missing from {kinds:?}");

@@ -439,6 +439,7 @@ both_databases_with_clock!(async fn a_practice_that_requires_mfa_restricts_sessi
 
     // Sign-in still succeeds (so the person can enrol), restricted the same way.
     let second = json_of(sign_in(&app, json!({ "email": "strict@example.com", "password": TEST_PASSWORD })).await, 201).await;
+    assert_eq!(second["mfa_enrolment_required"], true);
     let second_token = second["token"].as_str().expect("token").to_owned();
     let second_id = second["session"]["id"].as_str().expect("id").to_owned();
     let p = problem(get(&app, "/v1/me", &second_token).await, 403).await;
@@ -454,6 +455,7 @@ both_databases_with_clock!(async fn a_practice_that_requires_mfa_restricts_sessi
     assert_eq!(get(&app, &path, &admin).await.status(), 200);
     // From now on sign-in needs the code, and gives a full session.
     let full = json_of(sign_in(&app, json!({ "email": "strict@example.com", "password": TEST_PASSWORD, "totp_code": code(&secret, &clock) })).await, 201).await;
+    assert_eq!(full["mfa_enrolment_required"], false);
     assert_eq!(get(&app, "/v1/me", full["token"].as_str().expect("token")).await.status(), 200);
     app.stop().await;
 });

@@ -372,6 +372,10 @@ pub struct SessionCreated {
     pub user: UserView,
     /// Their roles in the session's practice.
     pub roles: Vec<String>,
+    /// The practice requires MFA and the person has not enrolled: until they do,
+    /// this session may only enrol (`startMfaEnrolment`, `confirmMfaEnrolment`) and
+    /// sign out; everything else is 403 `mfa-enrolment-required`.
+    pub mfa_enrolment_required: bool,
 }
 
 /// The caller's account and roles.
@@ -553,7 +557,20 @@ impl IdentityApi {
                 identity::SecondFactor::from_fields(b.totp_code, b.recovery_code),
             )
             .await?;
+        let mfa_enrolment_required = self
+            .state
+            .identity()
+            .mfa_enrolment_pending(&identity::Authenticated {
+                actor: Actor::Member {
+                    user: signed_in.user.id,
+                    roles: signed_in.roles,
+                },
+                organisation: signed_in.session.organisation,
+                session: signed_in.session.id,
+            })
+            .await?;
         Ok(Created::Created(Json(SessionCreated {
+            mfa_enrolment_required,
             token: signed_in.token.into_inner(),
             session: (&signed_in.session).into(),
             user: (&signed_in.user).into(),

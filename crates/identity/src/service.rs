@@ -8,6 +8,8 @@
 
 mod credentials;
 
+pub use credentials::{MFA_ROLES, MfaSetup, OrganisationChanges, SecondFactor};
+
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -27,8 +29,6 @@ use crate::ports::{
     SecurityEventLog, SessionRepository,
 };
 use crate::throttle::AddressThrottle;
-pub use credentials::{MFA_ROLES, MfaSetup, OrganisationChanges, SecondFactor};
-
 use crate::values::{
     DataRegion, Email, InvalidValue, MarketingMode, NewPassword, OrganisationName, PersonName,
     Phone, Profession,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tests::{TestApp, both_databases};
 
 /// Operations anyone may call, by design.
-const PUBLIC: [&str; 7] = [
+const PUBLIC: [&str; 10] = [
     "getHealth",
     "getReadiness",
     "createPractice",
@@ -17,6 +17,9 @@ const PUBLIC: [&str; 7] = [
     "requestEmailVerification",
     "createSession",
     "activateAccount",
+    "confirmEmailChange",
+    "requestPasswordReset",
+    "resetPassword",
 ];
 
 /// Every operation in the committed spec, with its method and path template.
@@ -97,12 +100,34 @@ const OWN_ACCOUNT: [&str; 12] = [
     "requestAccountDeletion",
 ];
 
+/// Changes to the caller's own credentials, each re-authenticated by the current
+/// password: a caller can only ever reach their own account, and a session without
+/// that password is refused (403) and changes nothing.
+const OWN_CREDENTIALS: [(&str, &str, &str); 6] = [
+    ("startMfaEnrolment", "POST", "/v1/me/mfa/enrolment"),
+    ("confirmMfaEnrolment", "POST", "/v1/me/mfa/confirmation"),
+    (
+        "regenerateRecoveryCodes",
+        "POST",
+        "/v1/me/mfa/recovery-codes",
+    ),
+    ("disableMfa", "POST", "/v1/me/mfa/deactivation"),
+    ("changePassword", "PUT", "/v1/me/password"),
+    ("requestEmailChange", "POST", "/v1/me/email-changes"),
+];
+
+/// A practice's settings: another practice's caller gets 404, a member without
+/// the role 403 (`tests::credentials::organisation_settings_are_read_by_members_and_changed_by_its_admin`).
+const ORGANISATION_SETTINGS: [&str; 2] = ["getOrganisation", "updateOrganisation"];
+
 #[test]
 fn every_operation_is_classified() {
     let classified: BTreeSet<&str> = PUBLIC
         .iter()
         .chain(OWN_ACCOUNT.iter())
         .chain(PRACTICE_PEOPLE.iter())
+        .chain(OWN_CREDENTIALS.iter().map(|(id, _, _)| id))
+        .chain(ORGANISATION_SETTINGS.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()
@@ -278,3 +303,38 @@ async fn me_status(app: &TestApp, token: &str) -> u16 {
         .status()
         .as_u16()
 }
+both_databases!(async fn credential_changes_refuse_a_session_without_the_accounts_password(app) {
+    // A session (stolen, or someone else's at an unlocked screen) without the
+    // account's password: every credential change is refused, 403, and nothing is
+    // stored (a fresh caller each time, as five failures would lock the account: 429).
+    for (n, (id, method, path)) in OWN_CREDENTIALS.into_iter().enumerate() {
+        let alice = app.signed_in_provider(&format!("alice{n}@example.com")).await;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let body = json!({
+            "password": "not the account's password",
+            "current_password": "not the account's password",
+            "new_password": "a brand new passphrase",
+            "new_email": "carol@example.com",
+            "code": "123456",
+        });
+        let resp = app.client.request(method, app.url(path)).bearer_auth(&alice).json(&body).send().await.expect("answers");
+        assert_eq!(resp.status(), 403, "{id}");
+    }
+    assert_eq!(app.count_rows("mfa_credentials").await, 0);
+    assert_eq!(app.count_rows("email_changes").await, 0);
+    app.stop().await;
+});
+
+both_databases!(async fn another_practices_caller_cannot_see_or_change_its_settings(app) {
+    let alice = app.signed_in_provider("alice@example.com").await;
+    let bob = app.signed_in_provider("bob@example.com").await;
+    let me: Value = app.client.get(app.url("/v1/me")).bearer_auth(&bob).send().await.expect("answers").json().await.expect("JSON");
+    let bobs_practice = me["memberships"][0]["organisation_id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/organisations/{bobs_practice}");
+    assert_eq!(call(&app, "GET", &path, Some(&alice)).await.status(), 404);
+    let resp = app.client.patch(app.url(&path)).bearer_auth(&alice).json(&json!({ "require_mfa": true })).send().await.expect("answers");
+    assert_eq!(resp.status(), 404);
+    let view: Value = app.client.get(app.url(&path)).bearer_auth(&bob).send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(view["require_mfa"], false);
+    app.stop().await;
+});

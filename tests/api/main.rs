@@ -3,6 +3,7 @@
 
 mod account;
 mod authorization;
+mod credentials;
 mod edge;
 mod identity;
 mod practice;

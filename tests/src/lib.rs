@@ -172,6 +172,43 @@ impl TestApp {
             .into_inner()
     }
 
+    /// The secret (token) carried by the newest `kind` notice (e.g. `"reset_password"`)
+    /// queued for `user_id`, waiting up to 5 seconds for notices queued in the
+    /// background; `None` when none arrives.
+    ///
+    /// # Panics
+    /// When the outbox cannot be read.
+    pub async fn notice_secret(&self, user_id: &str, kind: &str) -> Option<String> {
+        self.notice_field(user_id, kind, false).await
+    }
+
+    /// The address carried by the newest `kind` notice queued for `user_id` (the new
+    /// address of `"confirm_email_change"`, the previous one of `"email_changed"`).
+    ///
+    /// # Panics
+    /// When the outbox cannot be read.
+    pub async fn notice_address(&self, user_id: &str, kind: &str) -> Option<String> {
+        self.notice_field(user_id, kind, true).await
+    }
+
+    async fn notice_field(&self, user_id: &str, kind: &str, address: bool) -> Option<String> {
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        let outbox =
+            store::OutboxNotifier::new(self.state.database().clone(), self.state.keyring().clone());
+        for _ in 0..100 {
+            let found = if address {
+                outbox.latest_address(user, kind).await
+            } else {
+                outbox.latest_secret(user, kind).await
+            };
+            if let Some(value) = found.expect("the outbox is readable") {
+                return Some(value.into_inner());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Signs up a provider with `email` (and a new practice), verifies the email,
     /// signs in, and returns the bearer token.
     ///

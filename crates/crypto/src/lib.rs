@@ -8,6 +8,7 @@
 //! - [`key_store`]: the [`KeyStore`] port where wrapped keys live;
 //! - [`password`]: PBKDF2-HMAC-SHA256 password hashes;
 //! - [`token`]: random bearer tokens stored as SHA-256;
+//! - [`totp`]: RFC 6238 one-time passwords for authenticator apps;
 //! - [`blind_index`]: HMAC blind indexes for exact-match lookup of encrypted values;
 //! - `testing` (feature `testing`): an in-memory [`KeyStore`] and the contract suite
 //!   every adapter runs.
@@ -30,6 +31,7 @@ mod test_support;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token;
+pub mod totp;
 mod wrap;
 
 pub use blind_index::{BlindIndex, BlindIndexer};
@@ -43,3 +45,4 @@ pub use password::{
 };
 pub use random::RandomnessUnavailable;
 pub use token::{IssuedToken, TokenHash};
+pub use totp::TotpSecret;

@@ -23,5 +23,5 @@ pub mod values;
 pub use personal_data::IdentityPersonalData;
 pub use service::{
     AccountChange, Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService,
-    SignUp, SignedIn,
+    MfaSetup, OrganisationChanges, SecondFactor, SignUp, SignedIn,
 };

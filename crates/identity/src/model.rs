@@ -190,6 +190,10 @@ pub enum TokenPurpose {
     /// Activates an account created for someone else (a client, a member, a
     /// guardian): sets its password and proves the address.
     ActivateAccount,
+    /// Sets a new password without the old one (1 hour).
+    ResetPassword,
+    /// Proves control of a new email address before it replaces the old one.
+    ChangeEmail,
 }
 
 impl TokenPurpose {
@@ -199,6 +203,8 @@ impl TokenPurpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ActivateAccount => "activate_account",
+            Self::ResetPassword => "reset_password",
+            Self::ChangeEmail => "change_email",
         }
     }
 }
@@ -263,11 +269,33 @@ pub enum SecurityEventKind {
     AccountFrozen,
     /// A guardian was linked to the account (a minor's).
     GuardianLinked,
+    /// MFA enrolment was started (a secret issued, not yet confirmed).
+    MfaEnrolmentStarted,
+    /// MFA was turned on.
+    MfaEnabled,
+    /// MFA was turned off.
+    MfaDisabled,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
+    /// A recovery code was used (and is now spent).
+    RecoveryCodeUsed,
+    /// The password was changed by its owner.
+    PasswordChanged,
+    /// A password reset was asked for.
+    PasswordResetRequested,
+    /// The password was reset with a one-time token.
+    PasswordReset,
+    /// A change of email was asked for (a token sent to the new address).
+    EmailChangeRequested,
+    /// The email address was changed.
+    EmailChanged,
+    /// A practice's settings (name, marketing mode, MFA requirement) were changed.
+    OrganisationSettingsChanged,
 }
 
 impl SecurityEventKind {
     /// Every kind, to read a stored kind back.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 27] = [
         Self::SignInSucceeded,
         Self::SignInFailed,
         Self::AccountLocked,
@@ -284,6 +312,17 @@ impl SecurityEventKind {
         Self::AccountEnabled,
         Self::AccountFrozen,
         Self::GuardianLinked,
+        Self::MfaEnrolmentStarted,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
+        Self::PasswordChanged,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
+        Self::OrganisationSettingsChanged,
     ];
 
     /// Parses [`SecurityEventKind::as_str`]'s output.
@@ -312,6 +351,17 @@ impl SecurityEventKind {
             Self::AccountEnabled => "account_enabled",
             Self::AccountFrozen => "account_frozen",
             Self::GuardianLinked => "guardian_linked",
+            Self::MfaEnrolmentStarted => "mfa_enrolment_started",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
+            Self::OrganisationSettingsChanged => "organisation_settings_changed",
         }
     }
 }
@@ -364,6 +414,36 @@ pub enum NoticeKind {
     AccountEnabled,
     /// "You were linked as the guardian of a client" (an existing account).
     GuardianLinked,
+    /// "MFA was turned on for your account".
+    MfaEnabled,
+    /// "MFA was turned off for your account".
+    MfaDisabled,
+    /// "New recovery codes were made; the old ones no longer work".
+    RecoveryCodesRegenerated,
+    /// "A recovery code was used to sign in".
+    RecoveryCodeUsed,
+    /// "Your password was changed".
+    PasswordChanged,
+    /// "Reset your password": carries the one-time token.
+    ResetPassword {
+        /// The token to redeem.
+        token: kernel::Sensitive<String>,
+    },
+    /// "Your password was reset".
+    PasswordReset,
+    /// "Confirm your new email address": sent to the NEW address, which it carries
+    /// with the token (both sealed in the outbox).
+    ConfirmEmailChange {
+        /// The new address, where this notice goes.
+        new_email: kernel::Sensitive<String>,
+        /// The token to redeem.
+        token: kernel::Sensitive<String>,
+    },
+    /// "Your email address was changed": sent to the OLD address, which it carries.
+    EmailChanged {
+        /// The previous address, where this notice goes.
+        previous_email: kernel::Sensitive<String>,
+    },
 }
 
 impl NoticeKind {
@@ -380,6 +460,15 @@ impl NoticeKind {
             Self::AccountDisabled => "account_disabled",
             Self::AccountEnabled => "account_enabled",
             Self::GuardianLinked => "guardian_linked",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::PasswordChanged => "password_changed",
+            Self::ResetPassword { .. } => "reset_password",
+            Self::PasswordReset => "password_reset",
+            Self::ConfirmEmailChange { .. } => "confirm_email_change",
+            Self::EmailChanged { .. } => "email_changed",
         }
     }
 }
@@ -435,4 +524,23 @@ pub struct AccountErasure {
     pub pseudonymised_events: Vec<(Uuid, DateTime<Utc>)>,
     /// Deletion requests kept as the record of what was asked and done.
     pub kept_requests: Vec<Uuid>,
+}
+
+/// A person's TOTP enrolment: pending until confirmed with a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaEnrolment {
+    /// The shared secret (sealed with the person's data key at rest).
+    pub secret: crypto::TotpSecret,
+    /// When MFA was turned on; `None` while enrolment is pending.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// The last accepted time step: a code of this step or an earlier one is refused.
+    pub last_step: Option<u64>,
+}
+
+impl MfaEnrolment {
+    /// Whether MFA is on.
+    #[must_use]
+    pub const fn is_on(&self) -> bool {
+        self.confirmed_at.is_some()
+    }
 }

@@ -153,7 +153,8 @@ impl PersonalData for IdentityPersonalData {
             ),
             entry(
                 DataCategory::Credentials,
-                "Your password (only as a slow salted hash), failed sign-in count and sessions \
+                "Your password (only as a slow salted hash), MFA enrolment, recovery codes (as \
+                 hashes), failed sign-in count and sessions \
                  (times, address, browser).",
                 vec![Source::Subject, Source::Automatic],
                 vec![Purpose::Operations],
@@ -255,6 +256,15 @@ impl PersonalData for IdentityPersonalData {
                     "failed_attempts": credentials.failed_attempts,
                     "locked_until": credentials.locked_until,
                 }),
+            ));
+        }
+        if let Some(mfa) = self.ports.credentials.mfa(id).await.map_err(failed)? {
+            out.push(record(
+                DataCategory::Credentials,
+                "mfa_credential",
+                id.as_uuid(),
+                person.created_at,
+                json!({ "enabled": mfa.is_on(), "confirmed_at": mfa.confirmed_at }),
             ));
         }
         for s in self.ports.accounts.all_sessions(id).await.map_err(failed)? {

@@ -16,8 +16,8 @@ use kernel::{OrganisationId, Role, SubjectId, UserId};
 
 use crate::model::{
     AccountErasure, AccountStatus, Credentials, DeletionFlag, DeletionRequest, Guardianship,
-    Membership, Notice, NoticeRecord, OneTimeToken, Organisation, PracticeMember, RoleRemoval,
-    SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection, User,
+    Membership, MfaEnrolment, Notice, NoticeRecord, OneTimeToken, Organisation, PracticeMember,
+    RoleRemoval, SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection, User,
 };
 use crate::profile::{Preferences, Profile};
 use crate::values::{DateOfBirth, Email};
@@ -347,4 +347,104 @@ pub trait PeopleRepository: Send + Sync + 'static {
 
     /// When the account was flagged for deletion, if it was.
     async fn deletion_flag(&self, user: UserId) -> Result<Option<DeletionFlag>, RepositoryError>;
+}
+
+/// Credentials beyond the first sign-up: TOTP enrolments, recovery codes,
+/// password changes and resets, email changes, and a practice's settings.
+/// Secrets are stored sealed (the TOTP secret, with the person's data key) or as
+/// their SHA-256 (recovery codes, one-time tokens).
+#[async_trait]
+pub trait CredentialRepository: Send + Sync + 'static {
+    /// The person's TOTP enrolment, pending or confirmed.
+    async fn mfa(&self, user: UserId) -> Result<Option<MfaEnrolment>, RepositoryError>;
+
+    /// Stores a pending enrolment with `secret`, replacing any pending one.
+    /// Returns `false` (and changes nothing) when MFA is already on.
+    async fn start_mfa(
+        &self,
+        user: UserId,
+        secret: &crypto::TotpSecret,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Turns a pending enrolment on, records `step` as used and stores the
+    /// recovery codes (as hashes), atomically. `false` when nothing was pending.
+    async fn confirm_mfa(
+        &self,
+        user: UserId,
+        step: u64,
+        recovery_codes: &[TokenHash],
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Records `step` as the last accepted one, only if it is later than the last
+    /// (atomic): `false` means the code was already used (a replay).
+    async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, RepositoryError>;
+
+    /// Replaces every recovery code of the person, atomically.
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        recovery_codes: &[TokenHash],
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Spends one unused recovery code (atomic); `false` when there is none such.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code: &TokenHash,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Removes the enrolment and every recovery code.
+    async fn disable_mfa(&self, user: UserId) -> Result<(), RepositoryError>;
+
+    /// Sets a new password hash and clears failures and any lock.
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), RepositoryError>;
+
+    /// Ends every live session of `user` but `keep`; returns how many.
+    async fn revoke_other_sessions(
+        &self,
+        user: UserId,
+        keep: SessionId,
+        at: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+
+    /// Stores a one-time token.
+    async fn issue_token(&self, token: &OneTimeToken) -> Result<(), RepositoryError>;
+
+    /// Redeems a password-reset token and sets the new password hash (clearing
+    /// failures and lock) in one transaction.
+    async fn reset_password(
+        &self,
+        token: &TokenHash,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<UserId, TokenRejection>, RepositoryError>;
+
+    /// Stores an email-change token with the new address (sealed).
+    async fn start_email_change(
+        &self,
+        token: &OneTimeToken,
+        new_email: &Email,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Redeems an email-change token and switches the account to the new address
+    /// (sealed field and blind index), in one transaction; returns the owner and
+    /// the previous address.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when the address was taken meanwhile (the
+    /// token is not consumed).
+    async fn change_email(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(UserId, Email), TokenRejection>, RepositoryError>;
+
+    /// Stores a practice's name, marketing mode and MFA requirement.
+    async fn update_organisation(&self, organisation: &Organisation)
+    -> Result<(), RepositoryError>;
 }

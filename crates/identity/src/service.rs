@@ -6,7 +6,10 @@
 //! blocking pool behind a semaphore sized to the cores, so a flood of sign-ins
 //! queues for CPU instead of starving the async workers that serve everything else.
 
+mod credentials;
 pub mod members;
+
+pub use credentials::{MFA_ROLES, MfaSetup, OrganisationChanges, SecondFactor};
 
 use std::sync::Arc;
 
@@ -23,8 +26,8 @@ use crate::model::{
     SecurityEventKind, Session, SessionId, TokenPurpose, TokenRejection, User,
 };
 use crate::ports::{
-    AccountRepository, IdentityRepository, NewPractice, Notifier, ProfileRepository,
-    RepositoryError, SecurityEventLog, SessionRepository,
+    AccountRepository, CredentialRepository, IdentityRepository, NewPractice, Notifier,
+    ProfileRepository, RepositoryError, SecurityEventLog, SessionRepository,
 };
 use crate::throttle::AddressThrottle;
 
@@ -132,6 +135,23 @@ pub enum IdentityError {
     /// A client under 13 cannot activate before a guardian is linked (403, O1).
     #[error("a guardian must be linked before this account can be activated")]
     GuardianRequired,
+    /// The password was right, and the account has MFA on: give a TOTP or
+    /// recovery code (401, `mfa-required`).
+    #[error("a second factor is required")]
+    MfaRequired,
+    /// The session may only enrol in MFA or sign out until MFA is on, because the
+    /// practice requires it (403, `mfa-enrolment-required`).
+    #[error("the practice requires MFA: enrol before doing anything else")]
+    MfaEnrolmentRequired,
+    /// MFA is already on (409).
+    #[error("MFA is already on")]
+    MfaAlreadyOn,
+    /// MFA is not on, or no enrolment is pending (409).
+    #[error("MFA is not on")]
+    MfaNotOn,
+    /// Re-authentication needs a current TOTP or recovery code too, as MFA is on (403).
+    #[error("a current authenticator code is required")]
+    SecondFactorRequired,
 }
 
 impl From<RepositoryError> for IdentityError {
@@ -207,6 +227,8 @@ pub struct IdentityPorts {
     pub accounts: Arc<dyn AccountRepository>,
     /// The people of a practice: created accounts, roles, guardianships.
     pub people: Arc<dyn crate::ports::PeopleRepository>,
+    /// MFA, recovery codes, password and email changes, practice settings.
+    pub credentials: Arc<dyn CredentialRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -430,13 +452,15 @@ impl IdentityService {
     /// # Errors
     /// [`IdentityError::Throttled`], [`IdentityError::Locked`],
     /// [`IdentityError::InvalidCredentials`], [`IdentityError::EmailNotVerified`],
-    /// [`IdentityError::NotAMember`], [`IdentityError::Unavailable`].
+    /// [`IdentityError::NotAMember`], [`IdentityError::MfaRequired`],
+    /// [`IdentityError::Unavailable`].
     pub async fn sign_in(
         &self,
         ctx: &RequestContext,
         email: &str,
         password: Sensitive<String>,
         organisation: Option<OrganisationId>,
+        second_factor: SecondFactor,
     ) -> Result<SignedIn, IdentityError> {
         let now = ctx.at();
         if let Some(address) = ctx.client().address()
@@ -485,6 +509,8 @@ impl IdentityService {
         if user.status == AccountStatus::PendingVerification {
             return Err(IdentityError::EmailNotVerified);
         }
+        self.second_factor_at_sign_in(ctx, &user, second_factor)
+            .await?;
 
         let memberships = self.ports.repository.memberships(user.id).await?;
         let organisation = organisation

@@ -18,6 +18,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_crypto_keys;
 mod m20261122_000002_identity;
+mod m20261123_000001_credentials;
 mod m20261123_000002_members;
 mod m20261123_000004_profiles;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_crypto_keys::Migration),
             Box::new(m20261122_000002_identity::Migration),
+            Box::new(m20261123_000001_credentials::Migration),
             Box::new(m20261123_000002_members::Migration),
             Box::new(m20261123_000004_profiles::Migration),
         ]

@@ -16,8 +16,9 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 use store::{
-    Database, DatabaseOptions, OutboxNotifier, SeaOrmIdentityRepository, SeaOrmKeyStore,
-    SeaOrmProfileRepository, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+    Database, DatabaseOptions, OutboxNotifier, SeaOrmCredentialRepository,
+    SeaOrmIdentityRepository, SeaOrmKeyStore, SeaOrmProfileRepository, SeaOrmSecurityEventLog,
+    SeaOrmSessionRepository,
 };
 
 use crate::config::{Config, MigrateMode};
@@ -248,11 +249,17 @@ fn compose(
             ..KeyringConfig::default()
         },
     );
-    let accounts = SeaOrmIdentityRepository::new(database.clone(), keyring.clone(), blind_index);
+    let accounts =
+        SeaOrmIdentityRepository::new(database.clone(), keyring.clone(), blind_index.clone());
     let identity = IdentityService::new(
         IdentityPorts {
             repository: Arc::new(accounts.clone()),
             people: Arc::new(accounts.clone()),
+            credentials: Arc::new(SeaOrmCredentialRepository::new(
+                database.clone(),
+                keyring.clone(),
+                blind_index,
+            )),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
             events: Arc::new(SeaOrmSecurityEventLog::new(database.clone())),
             notifier: Arc::new(OutboxNotifier::new(database.clone(), keyring.clone())),

@@ -7,6 +7,8 @@ use poem::http::StatusCode;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
+use crate::edge::problem_response;
+use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// A session bearer token (`Authorization: Bearer <token>`), as issued by
@@ -29,12 +31,51 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<identity::A
         .authenticate(&bearer.token, state.clock().now())
         .await
     {
-        Ok(caller) => Ok(caller),
+        Ok(caller) => restrict_until_enrolled(state, req, caller).await,
         Err(identity::IdentityError::Unavailable(err)) => {
             tracing::error!(error = %err, "authentication: storage unavailable");
             Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE))
         }
         Err(_) => Err(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
+    }
+}
+
+/// What a session restricted to MFA enrolment may still do: start and confirm
+/// enrolment, and sign out (one session, or all).
+fn allowed_before_enrolment(method: &poem::http::Method, path: &str) -> bool {
+    use poem::http::Method;
+    let path = path.trim_end_matches('/');
+    match *method {
+        Method::POST => matches!(path, "/v1/me/mfa/enrolment" | "/v1/me/mfa/confirmation"),
+        Method::DELETE => path == "/v1/sessions" || path.starts_with("/v1/sessions/"),
+        _ => false,
+    }
+}
+
+/// A caller whose practice requires MFA and who has not enrolled gets 403
+/// `mfa-enrolment-required` for everything but [`allowed_before_enrolment`].
+async fn restrict_until_enrolled(
+    state: &AppState,
+    req: &Request,
+    caller: identity::Authenticated,
+) -> poem::Result<identity::Authenticated> {
+    if allowed_before_enrolment(req.method(), req.uri().path()) {
+        return Ok(caller);
+    }
+    match state.identity().mfa_enrolment_pending(&caller).await {
+        Ok(false) => Ok(caller),
+        Ok(true) => {
+            let ApiError::Forbidden(problem) =
+                ApiError::from(identity::IdentityError::MfaEnrolmentRequired)
+            else {
+                return Err(poem::Error::from_status(StatusCode::FORBIDDEN));
+            };
+            Err(poem::Error::from_response(problem_response(&problem.0)))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "authentication: storage unavailable");
+            Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE))
+        }
     }
 }
 

@@ -66,6 +66,12 @@ pub enum ProblemKind {
     /// 403: a client under 13 cannot activate their account before a guardian is
     /// linked (O1).
     GuardianRequired,
+    /// 401: the password was right; the account has MFA on, so a TOTP or recovery
+    /// code is needed too.
+    MfaRequired,
+    /// 403: the practice requires MFA; until the caller enrols, the session may only
+    /// enrol and sign out.
+    MfaEnrolmentRequired,
 }
 
 impl ProblemKind {
@@ -107,6 +113,8 @@ impl ProblemKind {
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::GuardianRequired => 403,
+            Self::MfaRequired => 401,
+            Self::MfaEnrolmentRequired => 403,
         }
     }
 
@@ -128,6 +136,8 @@ impl ProblemKind {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::GuardianRequired => "guardian-required",
+            Self::MfaRequired => "mfa-required",
+            Self::MfaEnrolmentRequired => "mfa-enrolment-required",
         }
     }
 
@@ -149,11 +159,13 @@ impl ProblemKind {
             Self::Internal => "An internal error occurred",
             Self::Unavailable => "The service is temporarily unavailable",
             Self::GuardianRequired => "A guardian must be linked first",
+            Self::MfaRequired => "A second factor is required",
+            Self::MfaEnrolmentRequired => "MFA enrolment is required",
         }
     }
 
     /// Every kind, for documentation tests.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -168,6 +180,8 @@ impl ProblemKind {
         Self::Internal,
         Self::Unavailable,
         Self::GuardianRequired,
+        Self::MfaRequired,
+        Self::MfaEnrolmentRequired,
     ];
 }
 
@@ -388,8 +402,10 @@ impl ApiError {
             ProblemKind::MethodNotAllowed => Self::Internal(body),
             ProblemKind::UnsupportedMediaType => Self::UnsupportedMediaType(body),
             ProblemKind::PayloadTooLarge => Self::PayloadTooLarge(body),
-            ProblemKind::Unauthenticated => Self::Unauthenticated(body),
-            ProblemKind::Forbidden | ProblemKind::GuardianRequired => Self::Forbidden(body),
+            ProblemKind::Unauthenticated | ProblemKind::MfaRequired => Self::Unauthenticated(body),
+            ProblemKind::Forbidden
+            | ProblemKind::GuardianRequired
+            | ProblemKind::MfaEnrolmentRequired => Self::Forbidden(body),
             ProblemKind::NotFound => Self::NotFound(body),
             ProblemKind::Conflict => Self::Conflict(body),
             ProblemKind::Gone => Self::Gone(body),

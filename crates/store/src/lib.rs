@@ -15,8 +15,8 @@ pub mod keys;
 pub mod testing;
 
 pub use self::identity::{
-    OutboxNotifier, SeaOrmIdentityRepository, SeaOrmProfileRepository, SeaOrmSecurityEventLog,
-    SeaOrmSessionRepository,
+    OutboxNotifier, SeaOrmCredentialRepository, SeaOrmIdentityRepository, SeaOrmProfileRepository,
+    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, StoreError};
 pub use keys::SeaOrmKeyStore;

@@ -257,6 +257,31 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|window| window == needle)
 }
 
+/// Gives `user` the `role` (e.g. `"provider"`) in `organisation`, as a later
+/// membership operation would: for system tests that need a caller of a given role.
+///
+/// # Panics
+/// When the row cannot be inserted.
+pub async fn add_membership(database: &Database, user: Uuid, organisation: Uuid, role: &str) {
+    use sea_orm::sea_query::{Alias, Query};
+    let now = chrono::Utc::now().fixed_offset();
+    let statement = Query::insert()
+        .into_table(Alias::new("memberships"))
+        .columns([
+            Alias::new("user_id"),
+            Alias::new("organisation_id"),
+            Alias::new("role"),
+            Alias::new("created_at"),
+        ])
+        .values_panic([user.into(), organisation.into(), role.into(), now.into()])
+        .to_owned();
+    database
+        .connection()
+        .execute(&statement)
+        .await
+        .expect("the membership is stored");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,26 @@ impl From<IdentityError> for ApiError {
                  practice before it can be activated. The token is still valid."
                     .to_owned(),
             )),
+            IdentityError::MfaRequired => Self::Unauthenticated(problem(
+                ProblemKind::MfaRequired,
+                "Give the code from your authenticator app (totp_code) or a recovery code (recovery_code) with your password.".to_owned(),
+            )),
+            IdentityError::MfaEnrolmentRequired => Self::Forbidden(problem(
+                ProblemKind::MfaEnrolmentRequired,
+                "Your practice requires MFA: enrol (POST /v1/me/mfa/enrolment, then /v1/me/mfa/confirmation) before anything else.".to_owned(),
+            )),
+            IdentityError::MfaAlreadyOn => Self::Conflict(problem(
+                ProblemKind::Conflict,
+                "MFA is already on for this account.".to_owned(),
+            )),
+            IdentityError::MfaNotOn => Self::Conflict(problem(
+                ProblemKind::Conflict,
+                "MFA is not on for this account, or no enrolment is pending.".to_owned(),
+            )),
+            IdentityError::SecondFactorRequired => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                "MFA is on: give a current authenticator code (totp_code) or a recovery code with your password; nothing was changed.".to_owned(),
+            )),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = %source, "identity storage unavailable");
                 Self::Unavailable(problem(
@@ -312,6 +332,12 @@ pub struct SignInRequest {
     pub password: String,
     /// The practice to act in; by default the account's first practice.
     pub organisation_id: Option<Uuid>,
+    /// With MFA on: the 6-digit code from the authenticator app.
+    #[oai(validator(max_length = 16))]
+    pub totp_code: Option<String>,
+    /// With MFA on, instead of `totp_code`: one of the recovery codes (each works once).
+    #[oai(validator(max_length = 64))]
+    pub recovery_code: Option<String>,
 }
 
 /// A session, as its owner sees it (never its token).
@@ -356,6 +382,10 @@ pub struct SessionCreated {
     pub user: UserView,
     /// Their roles in the session's practice.
     pub roles: Vec<String>,
+    /// The practice requires MFA and the person has not enrolled: until they do,
+    /// this session may only enrol (`startMfaEnrolment`, `confirmMfaEnrolment`) and
+    /// sign out; everything else is 403 `mfa-enrolment-required`.
+    pub mfa_enrolment_required: bool,
 }
 
 /// The caller's account and roles.
@@ -510,7 +540,8 @@ impl IdentityApi {
         Ok(Done::NoContent)
     }
 
-    /// Sign in: a new session and its bearer token.
+    /// Sign in: a new session and its bearer token. With MFA on, give `totp_code`
+    /// or `recovery_code` too; without either the answer is 401 `mfa-required`.
     #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
     async fn create_session(
         &self,
@@ -533,9 +564,23 @@ impl IdentityApi {
                 &b.email,
                 Sensitive::new(b.password),
                 b.organisation_id.map(kernel::OrganisationId::from_uuid),
+                identity::SecondFactor::from_fields(b.totp_code, b.recovery_code),
             )
             .await?;
+        let mfa_enrolment_required = self
+            .state
+            .identity()
+            .mfa_enrolment_pending(&identity::Authenticated {
+                actor: Actor::Member {
+                    user: signed_in.user.id,
+                    roles: signed_in.roles,
+                },
+                organisation: signed_in.session.organisation,
+                session: signed_in.session.id,
+            })
+            .await?;
         Ok(Created::Created(Json(SessionCreated {
+            mfa_enrolment_required,
             token: signed_in.token.into_inner(),
             session: (&signed_in.session).into(),
             user: (&signed_in.user).into(),

@@ -5,6 +5,7 @@
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
 pub mod account;
+pub mod credentials;
 pub mod identity;
 pub mod practice;
 pub mod system;
@@ -30,6 +31,7 @@ pub type Apis = (
     identity::IdentityApi,
     account::AccountApi,
     practice::PracticeApi,
+    credentials::CredentialsApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -44,6 +46,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             identity::IdentityApi::new(state.clone()),
             account::AccountApi::new(state.clone()),
             practice::PracticeApi::new(state.clone()),
+            credentials::CredentialsApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

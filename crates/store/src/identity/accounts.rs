@@ -27,10 +27,10 @@ use crate::Database;
 pub(super) mod people;
 
 /// The blind index that finds an account by its normalised email.
-const EMAIL_INDEX: &str = "email";
+pub(super) const EMAIL_INDEX: &str = "email";
 /// Field bindings of the sealed `users` columns.
 pub(super) const NAME_FIELD: &str = "users.name";
-const EMAIL_FIELD: &str = "users.email";
+pub(super) const EMAIL_FIELD: &str = "users.email";
 pub(super) const PHONE_FIELD: &str = "users.phone";
 
 /// Practices, people, memberships, credentials and one-time tokens on Custodia's

@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use super::accounts::people::{birth_date, deletion_flag, guardianship};
 use super::accounts::{NAME_FIELD, PHONE_FIELD};
+use super::credentials::{email_change, mfa_credential, recovery_code};
 use super::entity::{
     account_deletion_request, membership, one_time_token, outbox, security_event, session, user,
     user_preference, user_profile,
@@ -294,6 +295,12 @@ impl AccountRepository for SeaOrmIdentityRepository {
     }
 }
 
+/// The name of a record keyed by a secret's hash in an erasure report: the hash's
+/// first 16 bytes, which identify it without revealing anything.
+fn hash_name(hash: &[u8]) -> Uuid {
+    Uuid::from_slice(hash.get(..16).unwrap_or_default()).unwrap_or_default()
+}
+
 async fn erase_in(
     txn: &DatabaseTransaction,
     id: Uuid,
@@ -320,8 +327,7 @@ async fn erase_in(
         delete_reporting::<one_time_token::Entity, _>(
             txn,
             sea_orm::Condition::all().add(one_time_token::Column::UserId.eq(id)),
-            // A token's key is its hash; its first 16 bytes name it without revealing it.
-            |row| Uuid::from_slice(row.hash.get(..16).unwrap_or_default()).unwrap_or_default(),
+            |row| hash_name(&row.hash),
         )
         .await?,
     );
@@ -386,6 +392,33 @@ async fn erase_in(
                     row.minor_id
                 }
             },
+        )
+        .await?,
+    );
+    deleted(
+        "mfa_credential",
+        delete_reporting::<mfa_credential::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(mfa_credential::Column::UserId.eq(id)),
+            |row| row.user_id,
+        )
+        .await?,
+    );
+    deleted(
+        "recovery_code",
+        delete_reporting::<recovery_code::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(recovery_code::Column::UserId.eq(id)),
+            |row| hash_name(&row.hash),
+        )
+        .await?,
+    );
+    deleted(
+        "email_change",
+        delete_reporting::<email_change::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(email_change::Column::UserId.eq(id)),
+            |row| hash_name(&row.token_hash),
         )
         .await?,
     );

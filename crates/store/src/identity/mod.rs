@@ -1,8 +1,9 @@
 //! The identity context's adapters: [`SeaOrmIdentityRepository`] (practices,
 //! people, memberships, credentials, one-time tokens), [`SeaOrmSessionRepository`],
-//! [`SeaOrmSecurityEventLog`], [`OutboxNotifier`] and [`SeaOrmProfileRepository`];
-//! [`SeaOrmIdentityRepository`] also implements `AccountRepository` (self-service
-//! changes, deletion requests, export and erasure) in `lifecycle`.
+//! [`SeaOrmSecurityEventLog`], [`OutboxNotifier`], [`SeaOrmProfileRepository`] and
+//! [`SeaOrmCredentialRepository`] (TOTP enrolments, recovery codes, password and
+//! email changes); [`SeaOrmIdentityRepository`] also implements `AccountRepository`
+//! (self-service changes, deletion requests, export and erasure) in `lifecycle`.
 //!
 //! A person's name, email and phone are sealed with their data key (the subject
 //! key under their home practice), each bound to the user id and the column, so a
@@ -11,6 +12,7 @@
 //! Timestamps are stored with microsecond precision (PostgreSQL's), in UTC.
 
 mod accounts;
+mod credentials;
 mod entity;
 mod events;
 mod lifecycle;
@@ -19,6 +21,8 @@ mod profiles;
 mod sessions;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_credentials;
 
 use std::net::IpAddr;
 
@@ -26,6 +30,7 @@ use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
 use identity::ports::RepositoryError;
 
 pub use accounts::SeaOrmIdentityRepository;
+pub use credentials::SeaOrmCredentialRepository;
 pub use events::SeaOrmSecurityEventLog;
 pub use outbox::OutboxNotifier;
 pub use profiles::SeaOrmProfileRepository;

@@ -1,6 +1,8 @@
 //! [`OutboxNotifier`]: the `Notifier` port as an outbox table, so nothing leaves
 //! the machine. A notice's secret parts (the verification token) are stored as JSON
-//! sealed with the recipient's data key; the rest of the row is not personal.
+//! sealed with the recipient's data key; the rest of the row is not personal. So is
+//! the address of a notice that does not go to the account's current email (the
+//! new address of an email change, the previous one after it).
 
 use async_trait::async_trait;
 use crypto::{FieldBinding, Keyring};
@@ -19,6 +21,8 @@ const TABLE: &str = "outbox";
 const PAYLOAD_FIELD: &str = "outbox.payload";
 /// The payload's key for a one-time token.
 const TOKEN_KEY: &str = "token";
+/// The payload's key for the address a notice goes to (a new or previous email).
+const EMAIL_KEY: &str = "email";
 
 /// Queues notices in the `outbox` table.
 #[derive(Debug, Clone)]
@@ -45,6 +49,29 @@ impl OutboxNotifier {
         user: UserId,
         kind: &str,
     ) -> Result<Option<Sensitive<String>>, RepositoryError> {
+        self.latest_field(user, kind, TOKEN_KEY).await
+    }
+
+    /// The address carried by the newest `kind` notice queued for `user` (the new
+    /// address of `"confirm_email_change"`, the previous one of `"email_changed"`),
+    /// where the sender delivers it; `None` when there is none.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the outbox cannot be read or opened.
+    pub async fn latest_address(
+        &self,
+        user: UserId,
+        kind: &str,
+    ) -> Result<Option<Sensitive<String>>, RepositoryError> {
+        self.latest_field(user, kind, EMAIL_KEY).await
+    }
+
+    async fn latest_field(
+        &self,
+        user: UserId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Sensitive<String>>, RepositoryError> {
         let row = outbox::Entity::find()
             .filter(outbox::Column::UserId.eq(user.as_uuid()))
             .filter(outbox::Column::Kind.eq(kind))
@@ -70,7 +97,7 @@ impl OutboxNotifier {
         let payload: serde_json::Value =
             serde_json::from_str(json.expose()).map_err(|_| corrupt(TABLE))?;
         let token = payload
-            .get(TOKEN_KEY)
+            .get(key)
             .and_then(serde_json::Value::as_str)
             .ok_or_else(|| corrupt(TABLE))?;
         Ok(Some(Sensitive::new(token.to_owned())))
@@ -119,8 +146,27 @@ impl Notifier for OutboxNotifier {
                 let payload = serde_json::json!({ TOKEN_KEY: token.expose() });
                 Some(self.seal(id, notice.user, &payload).await?)
             }
+            NoticeKind::ResetPassword { token } => {
+                let payload = serde_json::json!({ TOKEN_KEY: token.expose() });
+                Some(self.seal(id, notice.user, &payload).await?)
+            }
+            NoticeKind::ConfirmEmailChange { new_email, token } => {
+                let payload =
+                    serde_json::json!({ TOKEN_KEY: token.expose(), EMAIL_KEY: new_email.expose() });
+                Some(self.seal(id, notice.user, &payload).await?)
+            }
+            NoticeKind::EmailChanged { previous_email } => {
+                let payload = serde_json::json!({ EMAIL_KEY: previous_email.expose() });
+                Some(self.seal(id, notice.user, &payload).await?)
+            }
             NoticeKind::NewSignIn
             | NoticeKind::AccountLocked
+            | NoticeKind::MfaEnabled
+            | NoticeKind::MfaDisabled
+            | NoticeKind::RecoveryCodesRegenerated
+            | NoticeKind::RecoveryCodeUsed
+            | NoticeKind::PasswordChanged
+            | NoticeKind::PasswordReset
             | NoticeKind::RoleGranted
             | NoticeKind::AccountDisabled
             | NoticeKind::AccountEnabled

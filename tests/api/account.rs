@@ -378,3 +378,29 @@ both_databases!(async fn erasing_a_client_removes_their_birth_date_and_guardians
     assert_eq!(me(&app, &provider).await["user"]["email"], "practice@example.com");
     app.stop().await;
 });
+
+both_databases!(async fn erasure_deletes_the_second_factor_and_recovery_codes(app) {
+    let token = app.signed_in_provider("mfa-erase@example.com").await;
+    let setup = json_of(send(&app, reqwest::Method::POST, "/v1/me/mfa/enrolment", Some(&token),
+        Some(json!({ "password": TEST_PASSWORD }))).await, 201).await;
+    let secret = crypto::TotpSecret::from_base32(setup["secret"].as_str().expect("secret")).expect("base32");
+    let code = secret.code_at_step(crypto::totp::step_of(Utc::now().timestamp()));
+    json_of(send(&app, reqwest::Method::POST, "/v1/me/mfa/confirmation", Some(&token),
+        Some(json!({ "password": TEST_PASSWORD, "code": code }))).await, 200).await;
+    assert_eq!(app.count_rows("recovery_codes").await, 10);
+    let (_, subject) = subject_of(&app, &token).await;
+    let data = app.state().identity().personal_data();
+
+    let exported = data.export(&rights_engine(), subject).await.expect("exports");
+    let mfa = exported.iter().find(|r| r.resource.kind == "mfa_credential").expect("exported");
+    assert_eq!(mfa.data["enabled"], true);
+    assert!(!mfa.data.to_string().contains(setup["secret"].as_str().expect("secret")), "never the secret");
+
+    let outcomes = data.erase(&rights_engine(), subject).await.expect("erased");
+    let deleted = |kind: &str| outcomes.iter().filter(|o| o.resource.kind == kind && o.fate == RecordFate::Deleted).count();
+    assert_eq!(deleted("mfa_credential"), 1);
+    assert_eq!(deleted("recovery_code"), 10);
+    assert_eq!(app.count_rows("recovery_codes").await, 0);
+    assert_eq!(app.count_rows("mfa_credentials").await, 0);
+    app.stop().await;
+});

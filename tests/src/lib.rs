@@ -201,6 +201,60 @@ impl TestApp {
         session["token"].as_str().expect("a token").to_owned()
     }
 
+    /// The id of the practice a session acts in (its first membership's).
+    ///
+    /// # Panics
+    /// When `/v1/me` does not answer with memberships.
+    pub async fn organisation_of(&self, token: &str) -> String {
+        let me: serde_json::Value = self
+            .client
+            .get(self.url("/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("JSON");
+        me["memberships"][0]["organisation_id"]
+            .as_str()
+            .expect("a practice")
+            .to_owned()
+    }
+
+    /// Runs one SQL statement on the app's database (to set up a state the API
+    /// cannot reach yet).
+    pub async fn execute(&self, sql: &str) {
+        store::testing::execute(self.state.database(), sql).await;
+    }
+
+    /// Everything the app's database holds, as raw bytes (files or values).
+    ///
+    /// # Panics
+    /// When the database cannot be read.
+    pub async fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        let url = self.database.as_ref().expect("a database").url().to_owned();
+        store::testing::stored_bytes(self.state.database(), &url).await
+    }
+
+    /// Makes the verified account with `email` a platform operator (what the
+    /// server's `--grant-operator` flag does at start).
+    ///
+    /// # Panics
+    /// When there is no such account.
+    pub async fn grant_operator(&self, email: &str) {
+        let ctx = kernel::RequestContext::system(
+            "grant-operator",
+            kernel::Purpose::Operations,
+            self.state.clock().now(),
+        );
+        self.state
+            .identity()
+            .grant_operator(&ctx, email)
+            .await
+            .expect("the account exists and is verified");
+    }
+
     /// Stops the server gracefully and removes its database.
     ///
     /// # Panics

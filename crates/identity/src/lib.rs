@@ -6,16 +6,19 @@
 //! - [`model`]: the context's records;
 //! - [`ports`]: the outbound ports, implemented in `store`;
 //! - [`service`]: [`IdentityService`], the inbound port the server calls;
-//! - [`throttle`]: per-address sign-in throttling.
+//! - [`throttle`]: per-address sign-in throttling;
+//! - [`integrations`]: API keys and the platform operator.
 //!
 //! Identity knows nothing of HTTP or SQL.
 
+pub mod integrations;
 pub mod model;
 pub mod ports;
 pub mod service;
 pub mod throttle;
 pub mod values;
 
+pub use integrations::Credential;
 pub use service::{
     Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService, SignUp, SignedIn,
 };

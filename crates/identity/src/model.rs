@@ -222,6 +222,12 @@ pub enum SecurityEventKind {
     EmailVerified,
     /// A practice and its first account were created.
     AccountCreated,
+    /// An administrator created an API key (recorded on their account).
+    ApiKeyCreated,
+    /// An administrator revoked an API key (recorded on their account).
+    ApiKeyRevoked,
+    /// The account was made a platform operator.
+    OperatorGranted,
 }
 
 impl SecurityEventKind {
@@ -236,6 +242,9 @@ impl SecurityEventKind {
             Self::AllSessionsRevoked => "all_sessions_revoked",
             Self::EmailVerified => "email_verified",
             Self::AccountCreated => "account_created",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::OperatorGranted => "operator_granted",
         }
     }
 }

@@ -6,6 +6,9 @@
 //! blocking pool behind a semaphore sized to the cores, so a flood of sign-ins
 //! queues for CPU instead of starving the async workers that serve everything else.
 
+mod api_keys;
+mod operator;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,6 +19,7 @@ use kernel::{
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::integrations::{ApiKeyRepository, Credential, OperatorRepository};
 use crate::model::{
     AccountStatus, Membership, Notice, NoticeKind, OneTimeToken, Organisation, SecurityEvent,
     SecurityEventKind, Session, SessionId, TokenPurpose, TokenRejection, User,
@@ -46,6 +50,9 @@ pub struct IdentityConfig {
     pub address_window: TimeDelta,
     /// How long an email-verification token works (24 hours).
     pub verification_ttl: TimeDelta,
+    /// How many password hashes may run at once (by default one fewer than the
+    /// cores, at least 1, so a sign-in flood leaves a core for other requests).
+    pub hashing_concurrency: usize,
 }
 
 impl Default for IdentityConfig {
@@ -58,6 +65,8 @@ impl Default for IdentityConfig {
             attempts_per_address: 20,
             address_window: TimeDelta::minutes(5),
             verification_ttl: TimeDelta::hours(24),
+            hashing_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
 }
@@ -112,6 +121,10 @@ pub enum IdentityError {
     /// Storage or hashing failed (503); the source is for logs only.
     #[error("identity storage is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The caller is authenticated but may not do this (403); the reason is
+    /// written for them, e.g. that an API key is not a person.
+    #[error("not permitted: {0}")]
+    NotPermitted(&'static str),
 }
 
 impl From<RepositoryError> for IdentityError {
@@ -162,12 +175,13 @@ pub struct SignedIn {
 /// A request's authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    /// The actor, with their roles in `organisation`.
+    /// The actor, with their roles in `organisation`. For an API key: a member
+    /// whose `user` is the key's creator and whose roles are the key's one role.
     pub actor: Actor,
-    /// The practice the session acts in.
-    pub organisation: OrganisationId,
-    /// The session.
-    pub session: SessionId,
+    /// The practice the caller acts in; `None` for a platform operator.
+    pub organisation: Option<OrganisationId>,
+    /// How the caller authenticated: a session, an API key or an operator session.
+    pub credential: Credential,
 }
 
 /// The adapters the service needs.
@@ -183,6 +197,10 @@ pub struct IdentityPorts {
     pub notifier: Arc<dyn Notifier>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Practices' API keys.
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    /// Platform operators and their sessions.
+    pub operators: Arc<dyn OperatorRepository>,
 }
 
 impl std::fmt::Debug for IdentityPorts {
@@ -211,8 +229,8 @@ impl std::fmt::Debug for IdentityService {
 }
 
 impl IdentityService {
-    /// Builds the service. Password hashing may use as many threads at once as the
-    /// machine has cores.
+    /// Builds the service. Password hashing may use at most
+    /// `config.hashing_concurrency` threads at once.
     #[must_use]
     pub fn new(
         ports: IdentityPorts,
@@ -220,12 +238,11 @@ impl IdentityService {
         passwords: PasswordHasher,
         config: IdentityConfig,
     ) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Self {
             ports,
             keyring,
             passwords,
-            hashing: Arc::new(Semaphore::new(cores)),
+            hashing: Arc::new(Semaphore::new(config.hashing_concurrency.max(1))),
             throttle: Arc::new(AddressThrottle::new(
                 config.attempts_per_address,
                 config.address_window,
@@ -538,6 +555,9 @@ impl IdentityService {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Authenticated, IdentityError> {
+        if let Some(caller) = self.authenticate_prefixed(token, now).await? {
+            return Ok(caller);
+        }
         let hash = TokenHash::of_presented(token);
         let session = self
             .ports
@@ -575,8 +595,8 @@ impl IdentityService {
                 user: session.user,
                 roles,
             },
-            organisation: session.organisation,
-            session: session.id,
+            organisation: Some(session.organisation),
+            credential: Credential::Session(session.id),
         })
     }
 

@@ -18,6 +18,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_crypto_keys;
 mod m20261122_000002_identity;
+mod m20261123_000003_api_keys;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_crypto_keys::Migration),
             Box::new(m20261122_000002_identity::Migration),
+            Box::new(m20261123_000003_api_keys::Migration),
         ]
     }
 }

@@ -16,8 +16,8 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 use store::{
-    Database, DatabaseOptions, OutboxNotifier, SeaOrmIdentityRepository, SeaOrmKeyStore,
-    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+    Database, DatabaseOptions, OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmIdentityRepository,
+    SeaOrmKeyStore, SeaOrmOperatorRepository, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 
 use crate::config::{Config, MigrateMode};
@@ -97,6 +97,9 @@ impl App {
         let identity_config = IdentityConfig {
             idle_timeout: TimeDelta::minutes(i64::from(config.session_idle_minutes)),
             absolute_lifetime: TimeDelta::hours(i64::from(config.session_lifetime_hours)),
+            hashing_concurrency: config
+                .hashing_concurrency
+                .map_or(IdentityConfig::default().hashing_concurrency, |n| n.get()),
             ..IdentityConfig::default()
         };
         let state = compose(
@@ -105,8 +108,24 @@ impl App {
             passwords,
             identity_config,
             Duration::from_secs(config.key_cache_ttl_seconds),
-            clock,
+            clock.clone(),
         );
+        if let Some(email) = &config.grant_operator {
+            let ctx = kernel::RequestContext::system(
+                "grant-operator",
+                kernel::Purpose::Operations,
+                clock.now(),
+            );
+            state
+                .identity()
+                .grant_operator(&ctx, email)
+                .await
+                .map_err(|err| {
+                    StartupError::Config(format!(
+                        "--grant-operator: no active (verified) account has this email ({err})"
+                    ))
+                })?;
+        }
         Ok(Self { state, config })
     }
 
@@ -251,6 +270,8 @@ fn compose(
             events: Arc::new(SeaOrmSecurityEventLog::new(database.clone())),
             notifier: Arc::new(OutboxNotifier::new(database.clone(), keyring.clone())),
             clock: clock.clone(),
+            api_keys: Arc::new(SeaOrmApiKeyRepository::new(database.clone())),
+            operators: Arc::new(SeaOrmOperatorRepository::new(database.clone())),
         },
         keyring.clone(),
         passwords,

@@ -15,7 +15,8 @@ pub mod keys;
 pub mod testing;
 
 pub use self::identity::{
-    OutboxNotifier, SeaOrmIdentityRepository, SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+    OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmIdentityRepository, SeaOrmOperatorRepository,
+    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, StoreError};
 pub use keys::SeaOrmKeyStore;

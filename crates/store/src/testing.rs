@@ -165,6 +165,72 @@ pub async fn count_rows(database: &Database, table: &str) -> u64 {
     u64::try_from(row.n).expect("a count")
 }
 
+/// Runs one SQL statement (for tests that must set up a state the API cannot
+/// reach yet, e.g. a membership removed by hand).
+///
+/// # Panics
+/// When the statement fails.
+pub async fn execute(database: &Database, sql: &str) {
+    use sea_orm::Statement;
+    let backend = database.connection().get_database_backend();
+    database
+        .connection()
+        .execute_raw(Statement::from_string(backend, sql.to_owned()))
+        .await
+        .expect("the statement runs");
+}
+
+/// Everything the database at `url` holds, as raw bytes, to prove a secret is
+/// never stored in clear: the SQLite files (database and write-ahead log), or
+/// every text and bytea value of every PostgreSQL table.
+///
+/// # Panics
+/// When the database cannot be read.
+pub async fn stored_bytes(database: &Database, url: &str) -> Vec<(String, Vec<u8>)> {
+    use sea_orm::Statement;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        return [path.to_owned(), format!("{path}-wal")]
+            .into_iter()
+            .filter_map(|file| std::fs::read(&file).ok().map(|bytes| (file, bytes)))
+            .collect();
+    }
+    let backend = database.connection().get_database_backend();
+    let columns = database
+        .connection()
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d \
+             FROM information_schema.columns WHERE table_schema = 'public' \
+             AND data_type IN ('text', 'character varying', 'bytea')",
+        ))
+        .await
+        .expect("lists columns");
+    let mut values = Vec::new();
+    for column in columns {
+        let table: String = column.try_get("", "t").expect("table");
+        let name: String = column.try_get("", "c").expect("column");
+        let kind: String = column.try_get("", "d").expect("type");
+        let select = if kind == "bytea" {
+            format!("SELECT \"{name}\" AS v FROM \"{table}\"")
+        } else {
+            format!("SELECT convert_to(\"{name}\", 'UTF8') AS v FROM \"{table}\"")
+        };
+        for row in database
+            .connection()
+            .query_all_raw(Statement::from_string(backend, select))
+            .await
+            .expect("reads the column")
+        {
+            let value: Option<Vec<u8>> = row.try_get("", "v").expect("bytes");
+            if let Some(value) = value {
+                values.push((format!("{table}.{name}"), value));
+            }
+        }
+    }
+    values
+}
+
 /// `url` with its database name replaced by `name`.
 #[must_use]
 pub fn with_database(url: &str, name: &str) -> String {

@@ -95,6 +95,10 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::NotFound,
                 "No such resource.".to_owned(),
             )),
+            IdentityError::NotPermitted(reason) => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                format!("Not permitted: {reason}."),
+            )),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = %source, "identity storage unavailable");
                 Self::Unavailable(problem(
@@ -540,7 +544,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<SessionPage>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let sessions = self.state.identity().sessions(&ctx).await?;
         Ok(Found::Ok(Json(SessionPage {
             items: sessions.iter().map(Into::into).collect(),
@@ -559,7 +563,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Done, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         self.state.identity().revoke_all_sessions(&ctx).await?;
         Ok(Done::NoContent)
     }
@@ -576,7 +580,7 @@ impl IdentityApi {
         auth: SessionAuth,
         session_id: Path<Uuid>,
     ) -> Result<Done, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         self.state
             .identity()
             .revoke_session(&ctx, identity::model::SessionId::from_uuid(session_id.0))
@@ -591,7 +595,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<CurrentUser>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let (user, memberships) = self.state.identity().me(&ctx).await?;
         Ok(Found::Ok(Json(CurrentUser {
             user: (&user).into(),
@@ -610,7 +614,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<SecurityEventPage>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let events = self.state.identity().security_events(&ctx, 100).await?;
         Ok(Found::Ok(Json(SecurityEventPage {
             items: events.iter().map(Into::into).collect(),

@@ -5,6 +5,7 @@
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
 pub mod identity;
+pub mod integrations;
 pub mod system;
 
 use poem_openapi::{ExtraHeader, OpenApiService, Tags};
@@ -18,10 +19,18 @@ pub enum ApiTags {
     System,
     /// Practices, accounts, sign-in and sessions.
     Identity,
+    /// A practice's API keys for integrators.
+    Integrations,
+    /// The platform operator: sign-in and the practice directory.
+    Platform,
 }
 
 /// Every context's operations.
-pub type Apis = (system::SystemApi, identity::IdentityApi);
+pub type Apis = (
+    system::SystemApi,
+    identity::IdentityApi,
+    integrations::IntegrationsApi,
+);
 
 /// The API's title in the OpenAPI document.
 pub const TITLE: &str = "Custodia";
@@ -33,6 +42,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
         (
             system::SystemApi::new(state.clone()),
             identity::IdentityApi::new(state.clone()),
+            integrations::IntegrationsApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

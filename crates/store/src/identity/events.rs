@@ -14,7 +14,7 @@ use crate::Database;
 const TABLE: &str = "security_events";
 
 /// Every kind, to read `kind` back.
-const KINDS: [SecurityEventKind; 7] = [
+const KINDS: [SecurityEventKind; 10] = [
     SecurityEventKind::SignInSucceeded,
     SecurityEventKind::SignInFailed,
     SecurityEventKind::AccountLocked,
@@ -22,6 +22,9 @@ const KINDS: [SecurityEventKind; 7] = [
     SecurityEventKind::AllSessionsRevoked,
     SecurityEventKind::EmailVerified,
     SecurityEventKind::AccountCreated,
+    SecurityEventKind::ApiKeyCreated,
+    SecurityEventKind::ApiKeyRevoked,
+    SecurityEventKind::OperatorGranted,
 ];
 
 /// The security-event log on Custodia's database.

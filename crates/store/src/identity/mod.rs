@@ -1,6 +1,7 @@
 //! The identity context's adapters: [`SeaOrmIdentityRepository`] (practices,
 //! people, memberships, credentials, one-time tokens), [`SeaOrmSessionRepository`],
-//! [`SeaOrmSecurityEventLog`] and [`OutboxNotifier`].
+//! [`SeaOrmSecurityEventLog`], [`OutboxNotifier`], and the API-key and operator
+//! adapters [`SeaOrmApiKeyRepository`] and [`SeaOrmOperatorRepository`].
 //!
 //! A person's name, email and phone are sealed with their data key (the subject
 //! key under their home practice), each bound to the user id and the column, so a
@@ -11,6 +12,7 @@
 mod accounts;
 mod entity;
 mod events;
+mod integrations;
 mod outbox;
 mod sessions;
 #[cfg(test)]
@@ -23,6 +25,7 @@ use identity::ports::RepositoryError;
 
 pub use accounts::SeaOrmIdentityRepository;
 pub use events::SeaOrmSecurityEventLog;
+pub use integrations::{SeaOrmApiKeyRepository, SeaOrmOperatorRepository};
 pub use outbox::OutboxNotifier;
 pub use sessions::SeaOrmSessionRepository;
 

@@ -4,7 +4,8 @@
 //!   committed file differs;
 //! - `tidy`: the dependency rules of DESIGN.md, `//!` module docs, compliance rows;
 //! - `db up|down|status`: migrations on `DATABASE_URL`;
-//! - `seed --size N`: realistic demo data.
+//! - `seed --size N`: realistic demo data;
+//! - `bench identity`: sign-in throughput and read latency under a sign-in flood.
 
 #![allow(
     clippy::print_stdout,
@@ -12,6 +13,7 @@
     reason = "a command-line tool"
 )]
 
+mod bench;
 mod db;
 mod openapi;
 mod seed;
@@ -54,6 +56,11 @@ enum Command {
     },
     /// Fill a database with realistic demo data.
     Seed(seed::Args),
+    /// Measure the real server, built in release mode.
+    Bench {
+        #[command(subcommand)]
+        target: bench::Target,
+    },
 }
 
 /// The workspace root (the folder above `xtask/`).
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
             database_url,
         } => runtime.block_on(db::run(action, &database_url)),
         Command::Seed(args) => runtime.block_on(seed::run(args)),
+        Command::Bench { target } => runtime.block_on(bench::run(target, &workspace_root())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -280,3 +280,40 @@ pub trait OperatorRepository: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Organisation>, RepositoryError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_role_is_any_practice_role_but_client() {
+        for role in Role::ALL {
+            let parsed = ApiKeyRole::parse(role.as_str());
+            if role == Role::Client {
+                assert_eq!(parsed.expect_err("refused").field, "role");
+            } else {
+                assert_eq!(parsed.expect("accepted").role(), role);
+            }
+        }
+        assert!(ApiKeyRole::parse("operator").is_err());
+    }
+
+    #[test]
+    fn a_key_name_is_trimmed_bounded_and_printable() {
+        assert_eq!(
+            ApiKeyName::parse("  Billing  ").expect("valid").as_str(),
+            "Billing"
+        );
+        assert!(ApiKeyName::parse("   ").is_err());
+        assert!(ApiKeyName::parse(&"x".repeat(101)).is_err());
+        assert!(ApiKeyName::parse(&"x".repeat(100)).is_ok());
+        assert!(ApiKeyName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn only_sessions_are_people() {
+        assert!(Credential::Session(SessionId::new()).is_person());
+        assert!(Credential::OperatorSession(SessionId::new()).is_person());
+        assert!(!Credential::ApiKey(ApiKeyId::new()).is_person());
+    }
+}

@@ -3,8 +3,9 @@
 //! security events.
 //!
 //! Password hashing (PBKDF2, about 130 ms at 600,000 iterations) runs on the
-//! blocking pool behind a semaphore sized to the cores, so a flood of sign-ins
-//! queues for CPU instead of starving the async workers that serve everything else.
+//! blocking pool behind a semaphore (`IdentityConfig::hashing_concurrency`, by
+//! default one fewer than the cores), so a flood of sign-ins queues for CPU instead
+//! of starving the async workers that serve everything else.
 
 mod api_keys;
 mod operator;

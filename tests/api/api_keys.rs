@@ -261,3 +261,28 @@ both_databases!(async fn the_operator_lists_practices_page_by_page_and_nothing_e
     assert!(events.to_string().contains("operator_granted"));
     app.stop().await;
 });
+
+both_databases!(async fn the_grant_operator_flag_grants_at_start_and_refuses_unknown_accounts(app) {
+    app.signed_in_provider("operator@example.com").await;
+    let (url, data_dir) = app.data();
+    let config = |email: &str| {
+        server::Config::try_from_args([
+            "custodia",
+            "--listen", "127.0.0.1:0",
+            "--database-url", &url,
+            "--migrate", "always",
+            "--data-dir", data_dir.to_str().expect("a UTF-8 path"),
+            "--password-iterations", "1000",
+            "--insecure-fast-password-hashing",
+            "--grant-operator", email,
+        ])
+        .expect("a valid configuration")
+    };
+    let refused = server::App::build(config("nobody@example.com")).await;
+    assert!(refused.is_err(), "an unknown account stops the start");
+    server::App::build(config("operator@example.com")).await.expect("starts and grants");
+    // The running app sees the grant.
+    let token = operator_session(&app, "operator@example.com").await;
+    assert_eq!(get(&app, "/v1/operator/practices", &token).await.status(), 200);
+    app.stop().await;
+});

@@ -237,6 +237,19 @@ impl TestApp {
         store::testing::stored_bytes(self.state.database(), &url).await
     }
 
+    /// The database URL and the data folder (with its development master key) the
+    /// app runs on, to start a second app on the same data.
+    ///
+    /// # Panics
+    /// After [`TestApp::stop`].
+    #[must_use]
+    pub fn data(&self) -> (String, std::path::PathBuf) {
+        (
+            self.database.as_ref().expect("a database").url().to_owned(),
+            self._data_dir.path().to_path_buf(),
+        )
+    }
+
     /// Makes the verified account with `email` a platform operator (what the
     /// server's `--grant-operator` flag does at start).
     ///

@@ -54,9 +54,9 @@ pub struct IdentityConfig {
     /// How many password hashes may run at once (by default one fewer than the
     /// cores, at least 1, so a sign-in flood leaves a core for other requests).
     /// Measured with `cargo xtask bench identity` on 2 shared cores: one permit
-    /// instead of two roughly halves sign-in throughput (about 14 to 7.7 per
-    /// second) and lowers the p99 of reads during a flood, relative to the same
-    /// run's baseline, from a median of about 4.8 times to about 2.2 times.
+    /// instead of two lowers sign-in throughput (about 8 instead of 9 to 14 per
+    /// second) and keeps the p99 of reads during a flood at about 1.7 to 1.8 times
+    /// the same run's baseline, instead of 3.4 to 5.8 times (median of 3 rounds).
     pub hashing_concurrency: usize,
 }
 

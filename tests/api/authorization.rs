@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use tests::{TestApp, both_databases};
 
 /// Operations anyone may call, by design.
-const PUBLIC: [&str; 10] = [
+const PUBLIC: [&str; 11] = [
     "getHealth",
     "getReadiness",
     "createPractice",
     "verifyEmail",
     "requestEmailVerification",
     "createSession",
+    "createOperatorSession",
     "activateAccount",
     "confirmEmailChange",
     "requestPasswordReset",
@@ -120,6 +121,14 @@ const OWN_CREDENTIALS: [(&str, &str, &str); 6] = [
 /// the role 403 (`tests::credentials::organisation_settings_are_read_by_members_and_changed_by_its_admin`).
 const ORGANISATION_SETTINGS: [&str; 2] = ["getOrganisation", "updateOrganisation"];
 
+/// Operations on a practice named in the path, for its administrators only: another
+/// practice's administrator gets 404 (existence must not leak), a member without
+/// `org_admin`, an API key of another role, and the platform operator get 403.
+const PRACTICE_ADMIN: [&str; 3] = ["createApiKey", "listApiKeys", "revokeApiKey"];
+
+/// The platform operator's operations: every member (and API key) gets 403.
+const OPERATOR: [&str; 2] = ["listPractices", "endOperatorSession"];
+
 #[test]
 fn every_operation_is_classified() {
     let classified: BTreeSet<&str> = PUBLIC
@@ -128,6 +137,8 @@ fn every_operation_is_classified() {
         .chain(PRACTICE_PEOPLE.iter())
         .chain(OWN_CREDENTIALS.iter().map(|(id, _, _)| id))
         .chain(ORGANISATION_SETTINGS.iter())
+        .chain(PRACTICE_ADMIN.iter())
+        .chain(OPERATOR.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()
@@ -336,5 +347,130 @@ both_databases!(async fn another_practices_caller_cannot_see_or_change_its_setti
     assert_eq!(resp.status(), 404);
     let view: Value = app.client.get(app.url(&path)).bearer_auth(&bob).send().await.expect("answers").json().await.expect("JSON");
     assert_eq!(view["require_mfa"], false);
+    app.stop().await;
+});
+
+/// The concrete path of a practice-admin operation on `org`.
+fn practice_path(template: &str, org: &str) -> String {
+    concrete(&template.replace("{organisation_id}", org))
+}
+
+/// `call` with a schema-valid body, so only authorisation can refuse it.
+async fn call_valid(app: &TestApp, method: &str, path: &str, token: &str) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    app.client
+        .request(method, app.url(path))
+        .json(&json!({ "name": "integration", "role": "staff" }))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answers")
+}
+
+both_databases!(async fn practice_admin_operations_refuse_other_practices_roles_and_operators(app) {
+    let alice = app.signed_in_provider("alice@example.com").await;
+    let alices_org = app.organisation_of(&alice).await;
+    let bob = app.signed_in_provider("bob@example.com").await;
+    let bobs_org = app.organisation_of(&bob).await;
+    // An auditor key of Alice's practice.
+    let created: Value = app.client.post(app.url(&format!("/v1/organisations/{alices_org}/api-keys")))
+        .bearer_auth(&alice).json(&json!({ "name": "audit", "role": "auditor" }))
+        .send().await.expect("answers").json().await.expect("JSON");
+    let auditor_key = created["secret"].as_str().expect("a secret").to_owned();
+    app.signed_in_provider("operator@example.com").await;
+    app.grant_operator("operator@example.com").await;
+    let resp = app.client.post(app.url("/v1/operator/sessions"))
+        .json(&json!({ "email": "operator@example.com", "password": tests::TEST_PASSWORD }))
+        .send().await.expect("answers");
+    let operator_session: Value = resp.json().await.expect("JSON");
+    let operator_session = operator_session["token"].as_str().expect("a token").to_owned();
+    let mut checked = 0;
+    for (id, method, path) in operations() {
+        if !PRACTICE_ADMIN.contains(&id.as_str()) {
+            continue;
+        }
+        // Bob, an administrator elsewhere: Alice's practice does not exist for him.
+        let resp = call_valid(&app, &method, &practice_path(&path, &alices_org), &bob).await;
+        assert_eq!(resp.status(), 404, "{id} by another practice's admin");
+        // Alice's auditor key: the wrong role.
+        let resp = call_valid(&app, &method, &practice_path(&path, &alices_org), &auditor_key).await;
+        assert_eq!(resp.status(), 403, "{id} by an auditor key");
+        // The operator is no member of any practice.
+        let resp = call_valid(&app, &method, &practice_path(&path, &bobs_org), &operator_session).await;
+        assert_eq!(resp.status(), 403, "{id} by the platform operator");
+        checked += 1;
+    }
+    assert_eq!(checked, PRACTICE_ADMIN.len());
+    // A member without org_admin: Bob loses the role (by hand until the members
+    // API exists) and signs in again.
+    app.execute("DELETE FROM memberships WHERE role = 'org_admin'").await;
+    let resp = app.client.post(app.url("/v1/sessions"))
+        .json(&json!({ "email": "bob@example.com", "password": tests::TEST_PASSWORD }))
+        .send().await.expect("answers");
+    let provider: Value = resp.json().await.expect("JSON");
+    let provider = provider["token"].as_str().expect("a token").to_owned();
+    for (id, method, path) in operations() {
+        if PRACTICE_ADMIN.contains(&id.as_str()) {
+            let resp = call_valid(&app, &method, &practice_path(&path, &bobs_org), &provider).await;
+            assert_eq!(resp.status(), 403, "{id} by a provider");
+        }
+    }
+    app.stop().await;
+});
+
+both_databases!(async fn operator_operations_refuse_members_and_keys(app) {
+    let alice = app.signed_in_provider("alice@example.com").await;
+    let org = app.organisation_of(&alice).await;
+    let created: Value = app.client.post(app.url(&format!("/v1/organisations/{org}/api-keys")))
+        .bearer_auth(&alice).json(&json!({ "name": "admin key", "role": "org_admin" }))
+        .send().await.expect("answers").json().await.expect("JSON");
+    let admin_key = created["secret"].as_str().expect("a secret").to_owned();
+    let mut checked = 0;
+    for (id, method, path) in operations() {
+        if !OPERATOR.contains(&id.as_str()) {
+            continue;
+        }
+        for token in [&alice, &admin_key] {
+            let resp = call(&app, &method, &concrete(&path), Some(token)).await;
+            assert_eq!(resp.status(), 403, "{id} by a member or key");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, OPERATOR.len());
+    app.stop().await;
+});
+
+both_databases!(async fn an_api_key_reaches_no_ones_own_account(app) {
+    // A key acts for its practice, not as the person who created it: every
+    // operation on "my own account" refuses it, so none can reach its creator's.
+    let alice = app.signed_in_provider("alice@example.com").await;
+    let org = app.organisation_of(&alice).await;
+    let created: Value = app.client.post(app.url(&format!("/v1/organisations/{org}/api-keys")))
+        .bearer_auth(&alice).json(&json!({ "name": "admin key", "role": "org_admin" }))
+        .send().await.expect("answers").json().await.expect("JSON");
+    let key = created["secret"].as_str().expect("a secret").to_owned();
+    let own: Vec<&str> = OWN_ACCOUNT.iter().copied().chain(OWN_CREDENTIALS.iter().map(|(id, _, _)| *id)).collect();
+    let mut checked = 0;
+    for (id, method, path) in operations() {
+        if !own.contains(&id.as_str()) {
+            continue;
+        }
+        // One body valid for each of them, so only authorisation can refuse it.
+        let body = json!({
+            "password": tests::TEST_PASSWORD, "current_password": tests::TEST_PASSWORD,
+            "name": "Key Holder", "new_password": "a brand new passphrase",
+            "new_email": "key-holder@example.com", "code": "123456",
+            "language": "en", "time_zone": "UTC", "units": "metric", "theme": "system",
+            "exercise_reminders": true,
+        });
+        let resp = call_with(&app, &method, &concrete(&path), &key, &body).await;
+        assert_eq!(resp.status(), 403, "{id} with an API key");
+        checked += 1;
+    }
+    assert_eq!(checked, own.len());
+    // Alice's account is as it was.
+    let me: Value = app.client.get(app.url("/v1/me")).bearer_auth(&alice).send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(me["user"]["name"], "Test Provider");
+    assert_eq!(me["user"]["status"], "active");
     app.stop().await;
 });

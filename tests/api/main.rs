@@ -2,6 +2,7 @@
 //! server on port 0 with a fresh database, on SQLite and on PostgreSQL.
 
 mod account;
+mod api_keys;
 mod authorization;
 mod credentials;
 mod edge;

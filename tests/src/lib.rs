@@ -374,6 +374,43 @@ impl TestApp {
         }
     }
 
+    /// Runs one SQL statement on the app's database (to set up a state the API
+    /// cannot reach yet).
+    pub async fn execute(&self, sql: &str) {
+        store::testing::execute(self.state.database(), sql).await;
+    }
+
+    /// The database URL and the data folder (with its development master key) the
+    /// app runs on, to start a second app on the same data.
+    ///
+    /// # Panics
+    /// After [`TestApp::stop`].
+    #[must_use]
+    pub fn data(&self) -> (String, std::path::PathBuf) {
+        (
+            self.database.as_ref().expect("a database").url().to_owned(),
+            self._data_dir.path().to_path_buf(),
+        )
+    }
+
+    /// Makes the verified account with `email` a platform operator (what the
+    /// server's `--grant-operator` flag does at start).
+    ///
+    /// # Panics
+    /// When there is no such account.
+    pub async fn grant_operator(&self, email: &str) {
+        let ctx = kernel::RequestContext::system(
+            "grant-operator",
+            kernel::Purpose::Operations,
+            self.state.clock().now(),
+        );
+        self.state
+            .identity()
+            .grant_operator(&ctx, email)
+            .await
+            .expect("the account exists and is verified");
+    }
+
     /// Stops the server gracefully and removes its database.
     ///
     /// # Panics

@@ -6,6 +6,7 @@
 //! - `db up|down|status`: migrations on `DATABASE_URL`;
 //! - `seed --size N`: realistic demo data;
 //! - `outbox-secret --user ID [--kind K]`: the token of a person's newest queued notice.
+//! - `bench identity`: sign-in throughput and read latency under a sign-in flood.
 
 #![allow(
     clippy::print_stdout,
@@ -13,6 +14,7 @@
     reason = "a command-line tool"
 )]
 
+mod bench;
 mod db;
 mod openapi;
 mod outbox;
@@ -58,6 +60,11 @@ enum Command {
     Seed(seed::Args),
     /// Print the token of a person's newest queued notice (development and CI).
     OutboxSecret(outbox::Args),
+    /// Measure the real server, built in release mode.
+    Bench {
+        #[command(subcommand)]
+        target: bench::Target,
+    },
 }
 
 /// The workspace root (the folder above `xtask/`).
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         } => runtime.block_on(db::run(action, &database_url)),
         Command::Seed(args) => runtime.block_on(seed::run(args)),
         Command::OutboxSecret(args) => runtime.block_on(outbox::run(args)),
+        Command::Bench { target } => runtime.block_on(bench::run(target, &workspace_root())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,10 +8,12 @@
 //! - [`model`]: the context's records;
 //! - [`ports`]: the outbound ports, implemented in `store`;
 //! - [`service`]: [`IdentityService`], the inbound port the server calls;
-//! - [`throttle`]: per-address sign-in throttling.
+//! - [`throttle`]: per-address sign-in throttling;
+//! - [`integrations`]: API keys and the platform operator.
 //!
 //! Identity knows nothing of HTTP or SQL.
 
+pub mod integrations;
 pub mod model;
 pub mod personal_data;
 pub mod ports;
@@ -20,6 +22,7 @@ pub mod service;
 pub mod throttle;
 pub mod values;
 
+pub use integrations::Credential;
 pub use personal_data::IdentityPersonalData;
 pub use service::{
     AccountChange, Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService,

@@ -291,11 +291,17 @@ pub enum SecurityEventKind {
     EmailChanged,
     /// A practice's settings (name, marketing mode, MFA requirement) were changed.
     OrganisationSettingsChanged,
+    /// An administrator created an API key (recorded on their account).
+    ApiKeyCreated,
+    /// An administrator revoked an API key (recorded on their account).
+    ApiKeyRevoked,
+    /// The account was made a platform operator.
+    OperatorGranted,
 }
 
 impl SecurityEventKind {
     /// Every kind, to read a stored kind back.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 30] = [
         Self::SignInSucceeded,
         Self::SignInFailed,
         Self::AccountLocked,
@@ -323,6 +329,9 @@ impl SecurityEventKind {
         Self::EmailChangeRequested,
         Self::EmailChanged,
         Self::OrganisationSettingsChanged,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::OperatorGranted,
     ];
 
     /// Parses [`SecurityEventKind::as_str`]'s output.
@@ -362,6 +371,9 @@ impl SecurityEventKind {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::OrganisationSettingsChanged => "organisation_settings_changed",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::OperatorGranted => "operator_granted",
         }
     }
 }

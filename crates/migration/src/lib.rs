@@ -20,6 +20,7 @@ mod m20261122_000001_crypto_keys;
 mod m20261122_000002_identity;
 mod m20261123_000001_credentials;
 mod m20261123_000002_members;
+mod m20261123_000003_api_keys;
 mod m20261123_000004_profiles;
 
 /// Every migration, oldest first.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_credentials::Migration),
             Box::new(m20261123_000002_members::Migration),
             Box::new(m20261123_000004_profiles::Migration),
+            Box::new(m20261123_000003_api_keys::Migration),
         ]
     }
 }

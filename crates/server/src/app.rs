@@ -16,9 +16,9 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 use store::{
-    Database, DatabaseOptions, OutboxNotifier, SeaOrmCredentialRepository,
-    SeaOrmIdentityRepository, SeaOrmKeyStore, SeaOrmProfileRepository, SeaOrmSecurityEventLog,
-    SeaOrmSessionRepository,
+    Database, DatabaseOptions, OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository,
+    SeaOrmIdentityRepository, SeaOrmKeyStore, SeaOrmOperatorRepository, SeaOrmProfileRepository,
+    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
 };
 
 use crate::config::{Config, MigrateMode};
@@ -101,6 +101,9 @@ impl App {
             security_event_retention: TimeDelta::days(i64::from(
                 config.security_event_retention_days,
             )),
+            hashing_concurrency: config
+                .hashing_concurrency
+                .map_or(IdentityConfig::default().hashing_concurrency, |n| n.get()),
             ..IdentityConfig::default()
         };
         let state = compose(
@@ -109,8 +112,24 @@ impl App {
             passwords,
             identity_config,
             Duration::from_secs(config.key_cache_ttl_seconds),
-            clock,
+            clock.clone(),
         );
+        if let Some(email) = &config.grant_operator {
+            let ctx = kernel::RequestContext::system(
+                "grant-operator",
+                kernel::Purpose::Operations,
+                clock.now(),
+            );
+            state
+                .identity()
+                .grant_operator(&ctx, email)
+                .await
+                .map_err(|err| {
+                    StartupError::Config(format!(
+                        "--grant-operator: no active (verified) account has this email ({err})"
+                    ))
+                })?;
+        }
         Ok(Self { state, config })
     }
 
@@ -269,6 +288,8 @@ fn compose(
             )),
             accounts: Arc::new(accounts),
             clock: clock.clone(),
+            api_keys: Arc::new(SeaOrmApiKeyRepository::new(database.clone())),
+            operators: Arc::new(SeaOrmOperatorRepository::new(database.clone())),
         },
         keyring.clone(),
         passwords,

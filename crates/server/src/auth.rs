@@ -8,11 +8,16 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
 use crate::edge::problem_response;
-use crate::problem::ApiError;
+
+use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
-/// A session bearer token (`Authorization: Bearer <token>`), as issued by
-/// `createSession`. Resolved to the caller, or 401.
+/// A bearer credential (`Authorization: Bearer <token>`): a session token as
+/// issued by `createSession`, a practice API key (`cus_live_…`, from
+/// `createApiKey`) or an operator session token (`cus_op_…`, from
+/// `createOperatorSession`), told apart by prefix. Resolved to the caller, or 401.
+/// Operations on a person's own account refuse API keys (403): see
+/// [`SessionAuth::person_context`].
 #[derive(Debug, SecurityScheme)]
 #[oai(
     rename = "session",
@@ -113,6 +118,28 @@ impl SessionAuth {
     /// The context of this authenticated request.
     #[must_use]
     pub fn context(&self, state: &AppState, req: &Request, purpose: Purpose) -> RequestContext {
-        context(state, req, self.0.actor, Some(self.0.organisation), purpose)
+        context(state, req, self.0.actor, self.0.organisation, purpose)
+    }
+
+    /// The context of a request that only a person may make: anything on the
+    /// caller's own account (`/v1/me`, `/v1/sessions`, ...) and the management of
+    /// API keys. An API key is not a person, so it is refused with 403.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] for an API key.
+    pub fn person_context(
+        &self,
+        state: &AppState,
+        req: &Request,
+        purpose: Purpose,
+    ) -> Result<RequestContext, ApiError> {
+        if !self.0.credential.is_person() {
+            return Err(ApiError::new(
+                ProblemKind::Forbidden,
+                "An API key is not a person: operations on a personal account, and managing \
+                 API keys, need a person's session.",
+            ));
+        }
+        Ok(self.context(state, req, purpose))
     }
 }

@@ -117,6 +117,17 @@ pub struct Config {
     /// Log filter, in `tracing` `EnvFilter` syntax (e.g. `info,server=debug`).
     #[arg(long, env = "CUSTODIA_LOG", default_value = "info")]
     pub log: String,
+
+    /// At start, make the existing, verified account with this email a platform
+    /// operator (idempotent); the server refuses to start if there is none.
+    #[arg(long, env = "CUSTODIA_GRANT_OPERATOR")]
+    pub grant_operator: Option<String>,
+
+    /// How many password hashes may run at once (sign-in, sign-up). By default
+    /// one fewer than the cores (at least 1), so a flood of sign-ins always
+    /// leaves a core for everything else.
+    #[arg(long, env = "CUSTODIA_HASHING_CONCURRENCY")]
+    pub hashing_concurrency: Option<std::num::NonZeroUsize>,
 }
 
 impl Config {

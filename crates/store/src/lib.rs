@@ -15,8 +15,9 @@ pub mod keys;
 pub mod testing;
 
 pub use self::identity::{
-    OutboxNotifier, SeaOrmCredentialRepository, SeaOrmIdentityRepository, SeaOrmProfileRepository,
-    SeaOrmSecurityEventLog, SeaOrmSessionRepository,
+    OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository, SeaOrmIdentityRepository,
+    SeaOrmOperatorRepository, SeaOrmProfileRepository, SeaOrmSecurityEventLog,
+    SeaOrmSessionRepository,
 };
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, StoreError};
 pub use keys::SeaOrmKeyStore;

@@ -165,6 +165,21 @@ pub async fn count_rows(database: &Database, table: &str) -> u64 {
     u64::try_from(row.n).expect("a count")
 }
 
+/// Runs one SQL statement (for tests that must set up a state the API cannot
+/// reach yet, e.g. a membership removed by hand).
+///
+/// # Panics
+/// When the statement fails.
+pub async fn execute(database: &Database, sql: &str) {
+    use sea_orm::Statement;
+    let backend = database.connection().get_database_backend();
+    database
+        .connection()
+        .execute_raw(Statement::from_string(backend, sql.to_owned()))
+        .await
+        .expect("the statement runs");
+}
+
 /// `url` with its database name replaced by `name`.
 #[must_use]
 pub fn with_database(url: &str, name: &str) -> String {

@@ -211,7 +211,13 @@ impl IdentityService {
         &self,
         caller: &Authenticated,
     ) -> Result<bool, IdentityError> {
-        let Some(user) = caller.actor.user() else {
+        // An API key is not a person and has no second factor; the operator acts in
+        // no practice.
+        let (Some(user), Some(organisation), true) = (
+            caller.actor.user(),
+            caller.organisation,
+            caller.credential.is_person(),
+        ) else {
             return Ok(false);
         };
         if !caller.actor.roles().contains_any(&MFA_ROLES) {
@@ -220,7 +226,7 @@ impl IdentityService {
         let required = self
             .ports
             .repository
-            .organisation(caller.organisation)
+            .organisation(organisation)
             .await?
             .is_some_and(|o| o.require_mfa);
         if !required {

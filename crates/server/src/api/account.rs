@@ -345,7 +345,7 @@ impl AccountApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<ProfileBody>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let profile = self.state.identity().profile(&ctx).await?;
         Ok(Found::Ok(Json(ProfileBody::from_domain(&profile))))
     }
@@ -358,7 +358,7 @@ impl AccountApi {
         auth: SessionAuth,
         body: Json<ProfileBody>,
     ) -> Result<Found<ProfileBody>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let profile = body.0.parse()?;
         let saved = self.state.identity().set_profile(&ctx, profile).await?;
         Ok(Found::Ok(Json(ProfileBody::from_domain(&saved))))
@@ -375,7 +375,7 @@ impl AccountApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<PreferencesBody>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let preferences = self.state.identity().preferences(&ctx).await?;
         Ok(Found::Ok(Json(PreferencesBody::from_domain(&preferences))))
     }
@@ -392,7 +392,7 @@ impl AccountApi {
         auth: SessionAuth,
         body: Json<PreferencesBody>,
     ) -> Result<Found<PreferencesBody>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let preferences = body.0.parse()?;
         let saved = self
             .state
@@ -416,7 +416,7 @@ impl AccountApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<AccountExport>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let (user, _) = self.state.identity().me(&ctx).await?;
         let records = self
             .state
@@ -454,7 +454,7 @@ impl AccountApi {
         auth: SessionAuth,
         body: Json<DeletionConfirmation>,
     ) -> Result<Accepted<DeletionRequestView>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let request = self
             .state
             .identity()

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::api::ApiTags;
 use crate::api::identity::{Created, Done, Found, OrganisationView, TokenRequest};
 use crate::auth::{SessionAuth, context};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
 /// Identity's security operations: MFA, credential changes, practice settings.
@@ -209,7 +209,7 @@ impl CredentialsApi {
         auth: SessionAuth,
         body: Json<PasswordReauthentication>,
     ) -> Result<Created<MfaSetupView>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::Operations);
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
         let setup = self
             .state
             .identity()
@@ -234,7 +234,7 @@ impl CredentialsApi {
         auth: SessionAuth,
         body: Json<MfaConfirmation>,
     ) -> Result<Found<RecoveryCodes>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::Operations);
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
         let b = body.0;
         let recovery = self
             .state
@@ -257,7 +257,7 @@ impl CredentialsApi {
         auth: SessionAuth,
         body: Json<StrongReauthentication>,
     ) -> Result<Created<RecoveryCodes>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::Operations);
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
         let b = body.0;
         let recovery = self
             .state
@@ -283,7 +283,7 @@ impl CredentialsApi {
         auth: SessionAuth,
         body: Json<StrongReauthentication>,
     ) -> Result<Done, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::Operations);
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
         let b = body.0;
         self.state
             .identity()
@@ -304,13 +304,20 @@ impl CredentialsApi {
         auth: SessionAuth,
         body: Json<PasswordChange>,
     ) -> Result<Done, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::Operations);
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
+        // The session kept alive while every other one ends.
+        let identity::Credential::Session(current) = auth.0.credential else {
+            return Err(ApiError::new(
+                ProblemKind::Forbidden,
+                "Change the password from a practice member's session.",
+            ));
+        };
         let b = body.0;
         self.state
             .identity()
             .change_password(
                 &ctx,
-                auth.0.session,
+                current,
                 Sensitive::new(b.current_password),
                 Sensitive::new(b.new_password),
                 &SecondFactor::from_fields(b.totp_code, b.recovery_code),
@@ -332,7 +339,7 @@ impl CredentialsApi {
         auth: SessionAuth,
         body: Json<EmailChange>,
     ) -> Result<Accepted, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::Operations);
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
         let b = body.0;
         self.state
             .identity()

@@ -128,6 +128,10 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::Forbidden,
                 "MFA is on: give a current authenticator code (totp_code) or a recovery code with your password; nothing was changed.".to_owned(),
             )),
+            IdentityError::NotPermitted(reason) => Self::Forbidden(problem(
+                ProblemKind::Forbidden,
+                format!("Not permitted: {reason}."),
+            )),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = %source, "identity storage unavailable");
                 Self::Unavailable(problem(
@@ -575,8 +579,8 @@ impl IdentityApi {
                     user: signed_in.user.id,
                     roles: signed_in.roles,
                 },
-                organisation: signed_in.session.organisation,
-                session: signed_in.session.id,
+                organisation: Some(signed_in.session.organisation),
+                credential: identity::Credential::Session(signed_in.session.id),
             })
             .await?;
         Ok(Created::Created(Json(SessionCreated {
@@ -599,7 +603,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<SessionPage>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let sessions = self.state.identity().sessions(&ctx).await?;
         Ok(Found::Ok(Json(SessionPage {
             items: sessions.iter().map(Into::into).collect(),
@@ -618,7 +622,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Done, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         self.state.identity().revoke_all_sessions(&ctx).await?;
         Ok(Done::NoContent)
     }
@@ -635,7 +639,7 @@ impl IdentityApi {
         auth: SessionAuth,
         session_id: Path<Uuid>,
     ) -> Result<Done, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         self.state
             .identity()
             .revoke_session(&ctx, identity::model::SessionId::from_uuid(session_id.0))
@@ -650,7 +654,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<CurrentUser>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let (user, memberships) = self.state.identity().me(&ctx).await?;
         Ok(Found::Ok(Json(CurrentUser {
             user: (&user).into(),
@@ -666,7 +670,7 @@ impl IdentityApi {
         auth: SessionAuth,
         body: Json<crate::api::account::AccountUpdate>,
     ) -> Result<Found<UserView>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let change = body.0.parse()?;
         let user = self.state.identity().update_account(&ctx, change).await?;
         Ok(Found::Ok(Json((&user).into())))
@@ -683,7 +687,7 @@ impl IdentityApi {
         req: &Request,
         auth: SessionAuth,
     ) -> Result<Found<SecurityEventPage>, ApiError> {
-        let ctx = auth.context(&self.state, req, Purpose::SubjectRequest);
+        let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let events = self.state.identity().security_events(&ctx, 100).await?;
         Ok(Found::Ok(Json(SecurityEventPage {
             items: events.iter().map(Into::into).collect(),

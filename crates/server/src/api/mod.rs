@@ -7,6 +7,7 @@
 pub mod account;
 pub mod credentials;
 pub mod identity;
+pub mod integrations;
 pub mod practice;
 pub mod system;
 
@@ -23,6 +24,10 @@ pub enum ApiTags {
     Identity,
     /// The people of a practice: clients, guardians, members, roles, activation.
     Practice,
+    /// A practice's API keys for integrators.
+    Integrations,
+    /// The platform operator: sign-in and the practice directory.
+    Platform,
 }
 
 /// Every context's operations.
@@ -32,6 +37,7 @@ pub type Apis = (
     account::AccountApi,
     practice::PracticeApi,
     credentials::CredentialsApi,
+    integrations::IntegrationsApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -47,6 +53,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             account::AccountApi::new(state.clone()),
             practice::PracticeApi::new(state.clone()),
             credentials::CredentialsApi::new(state.clone()),
+            integrations::IntegrationsApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

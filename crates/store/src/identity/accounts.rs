@@ -216,7 +216,9 @@ fn organisation_row(practice: &Organisation) -> organisation::ActiveModel {
     }
 }
 
-fn organisation_to_domain(row: organisation::Model) -> Result<Organisation, RepositoryError> {
+pub(super) fn organisation_to_domain(
+    row: organisation::Model,
+) -> Result<Organisation, RepositoryError> {
     let bad = || corrupt("organisations");
     Ok(Organisation {
         id: OrganisationId::from_uuid(row.id),

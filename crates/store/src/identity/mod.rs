@@ -3,7 +3,9 @@
 //! [`SeaOrmSecurityEventLog`], [`OutboxNotifier`], [`SeaOrmProfileRepository`] and
 //! [`SeaOrmCredentialRepository`] (TOTP enrolments, recovery codes, password and
 //! email changes); [`SeaOrmIdentityRepository`] also implements `AccountRepository`
-//! (self-service changes, deletion requests, export and erasure) in `lifecycle`.
+//! (self-service changes, deletion requests, export and erasure) in `lifecycle`;
+//! the API-key and operator adapters are [`SeaOrmApiKeyRepository`] and
+//! [`SeaOrmOperatorRepository`].
 //!
 //! A person's name, email and phone are sealed with their data key (the subject
 //! key under their home practice), each bound to the user id and the column, so a
@@ -15,6 +17,7 @@ mod accounts;
 mod credentials;
 mod entity;
 mod events;
+mod integrations;
 mod lifecycle;
 mod outbox;
 mod profiles;
@@ -32,6 +35,7 @@ use identity::ports::RepositoryError;
 pub use accounts::SeaOrmIdentityRepository;
 pub use credentials::SeaOrmCredentialRepository;
 pub use events::SeaOrmSecurityEventLog;
+pub use integrations::{SeaOrmApiKeyRepository, SeaOrmOperatorRepository};
 pub use outbox::OutboxNotifier;
 pub use profiles::SeaOrmProfileRepository;
 pub use sessions::SeaOrmSessionRepository;

@@ -245,9 +245,21 @@ both_databases!(async fn the_account_export_holds_every_described_category_and_n
     assert!(!text.contains(&token), "never the bearer token");
     assert!(!text.contains("pbkdf2"), "never the password hash");
 
-    // Every exported category is in the data map (the port's contract).
-    let described: BTreeSet<String> = app.state().identity().personal_data().describe()
-        .iter().map(|e| e.category.as_str().to_owned()).collect();
+    // Every exported category is in the data map (the port's contract), and the
+    // map states each category's retention: security events for their period, on
+    // a cited ground; the rest while the account exists.
+    let map = app.state().identity().personal_data().describe();
+    let described: BTreeSet<String> = map.iter().map(|e| e.category.as_str().to_owned()).collect();
+    for entry in &map {
+        assert!(!entry.description.is_empty() && !entry.sources.is_empty() && !entry.purposes.is_empty(), "{entry:?}");
+        match entry.category {
+            kernel::DataCategory::SecurityEvents => assert!(
+                matches!(&entry.retention, kernel::personal_data::Retention::Period { days: 365, ground } if !ground.citation.is_empty()),
+                "{entry:?}"
+            ),
+            _ => assert_eq!(entry.retention, kernel::personal_data::Retention::WhileActive, "{entry:?}"),
+        }
+    }
     for record in records {
         assert!(described.contains(record["category"].as_str().expect("category")), "{record}");
     }

@@ -66,10 +66,11 @@ pub struct IdentityConfig {
     pub security_event_retention: TimeDelta,
     /// How many password hashes may run at once (by default one fewer than the
     /// cores, at least 1, so a sign-in flood leaves a core for other requests).
-    /// Measured with `cargo xtask bench identity` on 2 shared cores: one permit
-    /// instead of two lowers sign-in throughput (about 8 instead of 9 to 14 per
-    /// second) and keeps the p99 of reads during a flood at about 1.7 to 1.8 times
-    /// the same run's baseline, instead of 3.4 to 5.8 times (median of 3 rounds).
+    /// Measured with `cargo xtask bench identity` on 2 otherwise idle cores: one
+    /// permit instead of two halves sign-in throughput (8 instead of 16 per second)
+    /// and keeps the p99 of reads during a flood at 1.11 to 1.12 times the same
+    /// run's baseline (median of 3 rounds) instead of 2.12. With other builds
+    /// running on the same cores it rose to about 1.7 to 1.8 (2 permits: 3.4 to 5.8).
     pub hashing_concurrency: usize,
 }
 

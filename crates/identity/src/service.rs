@@ -95,6 +95,9 @@ impl Default for IdentityConfig {
 /// do not each cost a write. The idle timeout is exact to within this.
 const TOUCH_EVERY: TimeDelta = TimeDelta::minutes(1);
 
+/// The reason given when a caller's role in the practice does not allow an operation.
+pub(crate) const ROLE_FORBIDS: &str = "your role in this practice does not allow this";
+
 /// Why an identity operation failed. Mapped to HTTP in one place, the server.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -141,9 +144,11 @@ pub enum IdentityError {
     /// Storage or hashing failed (503); the source is for logs only.
     #[error("identity storage is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The caller's role in their own practice does not allow this (403).
-    #[error("your role in this practice does not allow this")]
-    Forbidden,
+    /// The caller is authenticated but may not do this (403): their role in the
+    /// practice does not allow it, or an API key is not a person. The reason is
+    /// written for them.
+    #[error("not permitted: {0}")]
+    Forbidden(&'static str),
     /// The request conflicts with the current state (409); says which rule.
     #[error("{0}")]
     Conflict(&'static str),
@@ -167,10 +172,6 @@ pub enum IdentityError {
     /// Re-authentication needs a current TOTP or recovery code too, as MFA is on (403).
     #[error("a current authenticator code is required")]
     SecondFactorRequired,
-    /// The caller is authenticated but may not do this (403); the reason is
-    /// written for them, e.g. that an API key is not a person.
-    #[error("not permitted: {0}")]
-    NotPermitted(&'static str),
 }
 
 impl From<RepositoryError> for IdentityError {

@@ -74,7 +74,7 @@ impl IdentityService {
         organisation: OrganisationId,
     ) -> Result<(), IdentityError> {
         if !matches!(ctx.actor(), Actor::Member { .. }) {
-            return Err(IdentityError::NotPermitted(
+            return Err(IdentityError::Forbidden(
                 "only members of a practice can manage its API keys",
             ));
         }
@@ -82,7 +82,7 @@ impl IdentityService {
             return Err(IdentityError::NotFound);
         }
         if !ctx.actor().has_role(Role::OrgAdmin) {
-            return Err(IdentityError::NotPermitted(
+            return Err(IdentityError::Forbidden(
                 "only the practice's administrators (org_admin) can manage its API keys",
             ));
         }

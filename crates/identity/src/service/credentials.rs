@@ -618,7 +618,7 @@ impl IdentityService {
     ) -> Result<Organisation, IdentityError> {
         let mut organisation = self.organisation(ctx, id).await?;
         if !ctx.actor().has_role(Role::OrgAdmin) {
-            return Err(IdentityError::Forbidden);
+            return Err(IdentityError::Forbidden(super::ROLE_FORBIDS));
         }
         if let Some(name) = &changes.name {
             organisation.name = OrganisationName::parse(name)?;

@@ -101,7 +101,7 @@ impl IdentityService {
             return Err(IdentityError::NotFound);
         }
         if !ctx.actor().roles().contains_any(roles) {
-            return Err(IdentityError::Forbidden);
+            return Err(IdentityError::Forbidden(super::ROLE_FORBIDS));
         }
         Ok(caller)
     }

@@ -136,7 +136,7 @@ impl IdentityService {
             return Err(IdentityError::EmailNotVerified);
         }
         if !self.ports.operators.is_operator(user.id).await? {
-            return Err(IdentityError::NotPermitted(
+            return Err(IdentityError::Forbidden(
                 "this account is not a platform operator",
             ));
         }
@@ -165,7 +165,7 @@ impl IdentityService {
     fn require_operator(ctx: &RequestContext) -> Result<UserId, IdentityError> {
         match ctx.actor() {
             Actor::PlatformOperator { user } => Ok(*user),
-            _ => Err(IdentityError::NotPermitted(
+            _ => Err(IdentityError::Forbidden(
                 "only a platform operator may do this",
             )),
         }

@@ -95,10 +95,6 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::NotFound,
                 "No such resource.".to_owned(),
             )),
-            IdentityError::Forbidden => Self::Forbidden(problem(
-                ProblemKind::Forbidden,
-                "Your role in this practice does not allow this.".to_owned(),
-            )),
             IdentityError::Conflict(rule) => {
                 Self::Conflict(problem(ProblemKind::Conflict, rule.to_owned()))
             }
@@ -128,7 +124,7 @@ impl From<IdentityError> for ApiError {
                 ProblemKind::Forbidden,
                 "MFA is on: give a current authenticator code (totp_code) or a recovery code with your password; nothing was changed.".to_owned(),
             )),
-            IdentityError::NotPermitted(reason) => Self::Forbidden(problem(
+            IdentityError::Forbidden(reason) => Self::Forbidden(problem(
                 ProblemKind::Forbidden,
                 format!("Not permitted: {reason}."),
             )),

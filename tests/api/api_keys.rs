@@ -286,3 +286,28 @@ both_databases!(async fn the_grant_operator_flag_grants_at_start_and_refuses_unk
     assert_eq!(get(&app, "/v1/operator/practices", &token).await.status(), 200);
     app.stop().await;
 });
+
+both_databases!(async fn an_operator_with_mfa_on_must_give_a_second_factor(app) {
+    let member = app.signed_in_provider("mfa-operator@example.com").await;
+    app.grant_operator("mfa-operator@example.com").await;
+    let setup: Value = app.client.post(app.url("/v1/me/mfa/enrolment")).bearer_auth(&member)
+        .json(&json!({ "password": TEST_PASSWORD })).send().await.expect("answers").json().await.expect("JSON");
+    let secret = crypto::TotpSecret::from_base32(setup["secret"].as_str().expect("secret")).expect("base32");
+    let step = crypto::totp::step_of(chrono::Utc::now().timestamp());
+    let resp = app.client.post(app.url("/v1/me/mfa/confirmation")).bearer_auth(&member)
+        .json(&json!({ "password": TEST_PASSWORD, "code": secret.code_at_step(step) })).send().await.expect("answers");
+    assert_eq!(resp.status(), 200);
+
+    let sign_in = |body: Value| app.client.post(app.url("/v1/operator/sessions")).json(&body).send();
+    let resp = sign_in(json!({ "email": "mfa-operator@example.com", "password": TEST_PASSWORD })).await.expect("answers");
+    assert_eq!(resp.status(), 401);
+    let problem: Value = resp.json().await.expect("JSON");
+    assert_eq!(problem["type"], "urn:custodia:problem:mfa-required");
+    // The step the confirmation used is spent; the next one signs in.
+    let resp = sign_in(json!({
+        "email": "mfa-operator@example.com", "password": TEST_PASSWORD,
+        "totp_code": secret.code_at_step(step + 1),
+    })).await.expect("answers");
+    assert_eq!(resp.status(), 201);
+    app.stop().await;
+});

@@ -487,6 +487,68 @@ impl IdentityService {
         second_factor: SecondFactor,
     ) -> Result<SignedIn, IdentityError> {
         let now = ctx.at();
+        let user = self
+            .verify_sign_in(ctx, email, password, second_factor)
+            .await?;
+
+        let memberships = self.ports.repository.memberships(user.id).await?;
+        let organisation = organisation
+            .or_else(|| {
+                memberships
+                    .iter()
+                    .find(|m| m.organisation == user.home_organisation)
+                    .or_else(|| memberships.first())
+                    .map(|m| m.organisation)
+            })
+            .ok_or(IdentityError::NotAMember)?;
+        let roles: RoleSet = memberships
+            .iter()
+            .filter(|m| m.organisation == organisation)
+            .map(|m| m.role)
+            .collect();
+        if roles.is_empty() {
+            return Err(IdentityError::NotAMember);
+        }
+
+        self.ports.repository.clear_failures(user.id).await?;
+        let (token, token_hash) = IssuedToken::generate().map_err(unavailable)?.into_parts();
+        let session = Session {
+            id: SessionId::new(),
+            user: user.id,
+            organisation,
+            token_hash,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + self.config.absolute_lifetime,
+            revoked_at: None,
+            client_address: ctx.client().address(),
+            user_agent: ctx.client().user_agent().map(str::to_owned),
+        };
+        self.ports.sessions.insert(&session).await?;
+        self.record(ctx, Some(user.id), SecurityEventKind::SignInSucceeded)
+            .await;
+        self.notify(user.id, NoticeKind::NewSignIn, now).await?;
+        Ok(SignedIn {
+            token,
+            session,
+            user,
+            roles,
+        })
+    }
+
+    /// The checks every password sign-in makes, a member's or an operator's: the
+    /// address throttle, the account lookup (spending a hash's time when there is
+    /// none, so timing does not reveal accounts), the lockout, the password, the
+    /// account's status, and the second factor when MFA is on. Failures count
+    /// toward the account's lockout. Returns the verified person.
+    async fn verify_sign_in(
+        &self,
+        ctx: &RequestContext,
+        email: &str,
+        password: Sensitive<String>,
+        second_factor: SecondFactor,
+    ) -> Result<User, IdentityError> {
+        let now = ctx.at();
         if let Some(address) = ctx.client().address()
             && let Err(retry_after) = self.throttle.attempt(address, now)
         {
@@ -535,50 +597,7 @@ impl IdentityService {
         }
         self.second_factor_at_sign_in(ctx, &user, second_factor)
             .await?;
-
-        let memberships = self.ports.repository.memberships(user.id).await?;
-        let organisation = organisation
-            .or_else(|| {
-                memberships
-                    .iter()
-                    .find(|m| m.organisation == user.home_organisation)
-                    .or_else(|| memberships.first())
-                    .map(|m| m.organisation)
-            })
-            .ok_or(IdentityError::NotAMember)?;
-        let roles: RoleSet = memberships
-            .iter()
-            .filter(|m| m.organisation == organisation)
-            .map(|m| m.role)
-            .collect();
-        if roles.is_empty() {
-            return Err(IdentityError::NotAMember);
-        }
-
-        self.ports.repository.clear_failures(user.id).await?;
-        let (token, token_hash) = IssuedToken::generate().map_err(unavailable)?.into_parts();
-        let session = Session {
-            id: SessionId::new(),
-            user: user.id,
-            organisation,
-            token_hash,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + self.config.absolute_lifetime,
-            revoked_at: None,
-            client_address: ctx.client().address(),
-            user_agent: ctx.client().user_agent().map(str::to_owned),
-        };
-        self.ports.sessions.insert(&session).await?;
-        self.record(ctx, Some(user.id), SecurityEventKind::SignInSucceeded)
-            .await;
-        self.notify(user.id, NoticeKind::NewSignIn, now).await?;
-        Ok(SignedIn {
-            token,
-            session,
-            user,
-            roles,
-        })
+        Ok(user)
     }
 
     /// Counts a failed attempt, locking the account at the threshold.

@@ -4,7 +4,9 @@
 //! practice-member operation, and members are refused by the operator's.
 
 use chrono::{DateTime, Utc};
-use crypto::{IssuedToken, PasswordHash, TokenHash};
+use crypto::{IssuedToken, TokenHash};
+
+use super::SecondFactor;
 use kernel::{Actor, OrganisationId, RequestContext, Sensitive, UserId};
 
 use super::{IdentityError, IdentityService, TOUCH_EVERY, unavailable};
@@ -76,65 +78,25 @@ impl IdentityService {
     }
 
     /// Signs a platform operator in: an operator session with no practice. The
-    /// password check, throttle and lockout are those of a member's sign-in; a
-    /// right password on an account that is no operator is refused (403).
+    /// checks are a member's sign-in's (throttle, lockout, password, status, and
+    /// the second factor when MFA is on); a right password on an account that is
+    /// no operator is refused (403).
     ///
     /// # Errors
     /// [`IdentityError::Throttled`], [`IdentityError::Locked`],
     /// [`IdentityError::InvalidCredentials`], [`IdentityError::EmailNotVerified`],
-    /// [`IdentityError::NotPermitted`], [`IdentityError::Unavailable`].
+    /// [`IdentityError::Forbidden`], [`IdentityError::Unavailable`].
     pub async fn operator_sign_in(
         &self,
         ctx: &RequestContext,
         email: &str,
         password: Sensitive<String>,
+        second_factor: SecondFactor,
     ) -> Result<OperatorSignedIn, IdentityError> {
         let now = ctx.at();
-        if let Some(address) = ctx.client().address()
-            && let Err(retry_after) = self.throttle.attempt(address, now)
-        {
-            self.record(ctx, None, SecurityEventKind::SignInFailed)
-                .await;
-            return Err(IdentityError::Throttled { retry_after });
-        }
-        let found = match Email::parse(email) {
-            Ok(email) => self.ports.repository.find_by_email(&email).await?,
-            Err(_) => None,
-        };
-        let Some((user, credentials)) = found else {
-            self.on_hashing_pool(move |hasher| hasher.verify_dummy(&password))
-                .await?;
-            self.record(ctx, None, SecurityEventKind::SignInFailed)
-                .await;
-            return Err(IdentityError::InvalidCredentials);
-        };
-        if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
-            self.record(ctx, Some(user.id), SecurityEventKind::SignInFailed)
-                .await;
-            return Err(IdentityError::Locked {
-                retry_after: until - now,
-            });
-        }
-        let stored = credentials
-            .password_hash
-            .as_deref()
-            .and_then(|h| PasswordHash::parse(h).ok());
-        let matches = match stored {
-            Some(stored) => {
-                self.on_hashing_pool(move |hasher| hasher.verify(&stored, &password))
-                    .await?
-            }
-            None => {
-                self.on_hashing_pool(move |hasher| hasher.verify_dummy(&password))
-                    .await?
-            }
-        };
-        if !matches || user.status == AccountStatus::Disabled {
-            return Err(self.failed_attempt(ctx, &user).await?);
-        }
-        if user.status == AccountStatus::PendingVerification {
-            return Err(IdentityError::EmailNotVerified);
-        }
+        let user = self
+            .verify_sign_in(ctx, email, password, second_factor)
+            .await?;
         if !self.ports.operators.is_operator(user.id).await? {
             return Err(IdentityError::Forbidden(
                 "this account is not a platform operator",
@@ -176,7 +138,7 @@ impl IdentityService {
     /// next page when there is one. No personal data.
     ///
     /// # Errors
-    /// [`IdentityError::NotPermitted`] for anyone but an operator;
+    /// [`IdentityError::Forbidden`] for anyone but an operator;
     /// [`IdentityError::Unavailable`].
     pub async fn practices(
         &self,
@@ -200,7 +162,7 @@ impl IdentityService {
     /// Ends the operator's current session (sign out).
     ///
     /// # Errors
-    /// [`IdentityError::NotPermitted`] for anyone but an operator;
+    /// [`IdentityError::Forbidden`] for anyone but an operator;
     /// [`IdentityError::Unavailable`].
     pub async fn end_operator_session(
         &self,

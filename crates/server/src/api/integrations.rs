@@ -149,6 +149,12 @@ pub struct OperatorSignInRequest {
     /// The account's password.
     #[oai(validator(max_length = 128))]
     pub password: String,
+    /// With MFA on: the 6-digit code from the authenticator app.
+    #[oai(validator(max_length = 16))]
+    pub totp_code: Option<String>,
+    /// With MFA on, instead of `totp_code`: an unused recovery code.
+    #[oai(validator(max_length = 64))]
+    pub recovery_code: Option<String>,
 }
 
 /// An operator session (never its token).
@@ -343,7 +349,12 @@ impl IntegrationsApi {
         let signed_in = self
             .state
             .identity()
-            .operator_sign_in(&ctx, &b.email, Sensitive::new(b.password))
+            .operator_sign_in(
+                &ctx,
+                &b.email,
+                Sensitive::new(b.password),
+                identity::SecondFactor::from_fields(b.totp_code, b.recovery_code),
+            )
             .await?;
         Ok(Created::Created(Json(OperatorSessionCreated {
             token: signed_in.token.into_inner(),

@@ -465,3 +465,18 @@ both_databases_with_clock!(async fn a_practice_that_requires_mfa_restricts_sessi
     assert_eq!(get(&app, "/v1/me", full["token"].as_str().expect("token")).await.status(), 200);
     app.stop().await;
 });
+
+both_databases!(async fn a_reset_asked_for_before_a_password_change_cannot_undo_it(app) {
+    let (user, _, token) = provider(&app, "undo@example.com").await;
+    assert_eq!(post(&app, "/v1/password-resets", None, &json!({ "email": "undo@example.com" })).await.status(), 202);
+    let reset = app.notice_secret(&user, "reset_password").await.expect("a reset token");
+    // The owner changes the password while the reset token is still unused...
+    let resp = send(&app, reqwest::Method::PUT, "/v1/me/password", Some(&token),
+        &json!({ "current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD })).await;
+    assert_eq!(resp.status(), 204);
+    // ...so the token is spent: whoever holds it cannot set another password.
+    problem(post(&app, "/v1/password-reset-confirmations", None,
+        &json!({ "token": reset, "new_password": "an attacker's passphrase" })).await, 410).await;
+    assert_eq!(sign_in(&app, json!({ "email": "undo@example.com", "password": NEW_PASSWORD })).await.status(), 201);
+    app.stop().await;
+});

@@ -400,19 +400,17 @@ pub trait CredentialRepository: Send + Sync + 'static {
     /// Removes the enrolment and every recovery code.
     async fn disable_mfa(&self, user: UserId) -> Result<(), RepositoryError>;
 
-    /// Sets a new password hash and clears failures and any lock.
-    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), RepositoryError>;
-
-    /// Ends every live session of `user` but `keep`; returns how many.
-    async fn revoke_other_sessions(
+    /// Changes the password in one transaction: sets the new hash, clears failures
+    /// and any lock, ends every live session of `user` but `keep`, and spends any
+    /// unused password-reset token (a reset asked for before the change must not
+    /// undo it). Returns how many sessions were ended.
+    async fn change_password(
         &self,
         user: UserId,
+        password_hash: &str,
         keep: SessionId,
         at: DateTime<Utc>,
     ) -> Result<u64, RepositoryError>;
-
-    /// Stores a one-time token.
-    async fn issue_token(&self, token: &OneTimeToken) -> Result<(), RepositoryError>;
 
     /// Redeems a password-reset token and sets the new password hash (clearing
     /// failures and lock) in one transaction.

@@ -392,10 +392,9 @@ impl IdentityService {
             .reauthenticate_strongly(ctx, current_password, factor)
             .await?;
         let hash = self.hash_password(new_password).await?;
-        self.ports.credentials.set_password(user.id, &hash).await?;
         self.ports
             .credentials
-            .revoke_other_sessions(user.id, current, ctx.at())
+            .change_password(user.id, &hash, current, ctx.at())
             .await?;
         self.record(ctx, Some(user.id), SecurityEventKind::PasswordChanged)
             .await;
@@ -538,7 +537,7 @@ impl IdentityService {
         let now = ctx.at();
         let (token, hash) = IssuedToken::generate().map_err(unavailable)?.into_parts();
         self.ports
-            .credentials
+            .repository
             .issue_token(&OneTimeToken {
                 hash,
                 purpose: TokenPurpose::ResetPassword,

@@ -521,35 +521,38 @@ impl CredentialRepository for SeaOrmCredentialRepository {
         finish(txn, outcome).await
     }
 
-    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), RepositoryError> {
-        store_password(self.db.connection(), user, password_hash).await
-    }
-
-    async fn revoke_other_sessions(
+    async fn change_password(
         &self,
         user: UserId,
+        password_hash: &str,
         keep: SessionId,
         at: DateTime<Utc>,
     ) -> Result<u64, RepositoryError> {
         let at = stored(at);
-        Ok(session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(at))
-            .filter(session::Column::UserId.eq(user.as_uuid()))
-            .filter(session::Column::Id.ne(keep.as_uuid()))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(at))
-            .exec(self.db.connection())
-            .await
-            .map_err(unavailable)?
-            .rows_affected)
-    }
-
-    async fn issue_token(&self, token: &OneTimeToken) -> Result<(), RepositoryError> {
-        one_time_token::Entity::insert(token_row(token))
-            .exec_without_returning(self.db.connection())
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        let txn = self.db.connection().begin().await.map_err(unavailable)?;
+        let outcome = async {
+            store_password(&txn, user, password_hash).await?;
+            one_time_token::Entity::update_many()
+                .col_expr(one_time_token::Column::UsedAt, Expr::value(at))
+                .filter(one_time_token::Column::UserId.eq(user.as_uuid()))
+                .filter(one_time_token::Column::Purpose.eq(TokenPurpose::ResetPassword.as_str()))
+                .filter(one_time_token::Column::UsedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+            Ok(session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(at))
+                .filter(session::Column::UserId.eq(user.as_uuid()))
+                .filter(session::Column::Id.ne(keep.as_uuid()))
+                .filter(session::Column::RevokedAt.is_null())
+                .filter(session::Column::ExpiresAt.gt(at))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?
+                .rows_affected)
+        }
+        .await;
+        finish(txn, outcome).await
     }
 
     async fn reset_password(

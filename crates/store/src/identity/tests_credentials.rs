@@ -354,13 +354,9 @@ async fn a_reset_token_sets_the_password_once(test_db: TestDatabase) {
         .await
         .expect("locks");
     let (text, token) = World::token(user, TokenPurpose::ResetPassword, TimeDelta::hours(1));
-    world.credentials.issue_token(&token).await.expect("stores");
+    world.accounts.issue_token(&token).await.expect("stores");
     let (_, expired) = World::token(user, TokenPurpose::ResetPassword, TimeDelta::seconds(-1));
-    world
-        .credentials
-        .issue_token(&expired)
-        .await
-        .expect("stores");
+    world.accounts.issue_token(&expired).await.expect("stores");
 
     let unknown = TokenHash::of_presented("no such token");
     assert_eq!(

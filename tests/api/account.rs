@@ -416,3 +416,44 @@ both_databases!(async fn erasure_deletes_the_second_factor_and_recovery_codes(ap
     assert_eq!(app.count_rows("mfa_credentials").await, 0);
     app.stop().await;
 });
+
+both_databases!(async fn an_account_created_for_a_child_cannot_be_verified_or_reset_past_the_age_gate(app) {
+    let provider = app.signed_in_provider("gate@example.com").await;
+    let org = app.organisation_of(&provider).await;
+    let created = json_of(send(&app, reqwest::Method::POST, &format!("/v1/organisations/{org}/clients"), Some(&provider),
+        Some(json!({ "name": "Young Client", "email": "kid@example.com", "date_of_birth": "2020-01-01" }))).await, 201).await;
+    let kid = created["user_id"].as_str().expect("id").to_owned();
+    let kid_id = UserId::from_uuid(kid.parse().expect("a UUID"));
+    let outbox = store::OutboxNotifier::new(app.state().database().clone(), app.state().keyring().clone());
+
+    // A verification email is only for self-registered accounts: nothing is queued.
+    let resp = send(&app, reqwest::Method::POST, "/v1/email-verification-requests", None, Some(json!({ "email": "kid@example.com" }))).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(outbox.latest_secret(kid_id, "verify_email").await.expect("reads"), None);
+    // Nor is a password reset for an account that was never activated.
+    let resp = send(&app, reqwest::Method::POST, "/v1/password-resets", None, Some(json!({ "email": "kid@example.com" }))).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(app.notice_secret(&kid, "reset_password").await, None);
+    // The account stays pending: the age gate at activation is the only way in.
+    assert_eq!(sign_in(&app, "kid@example.com").await.status(), 401);
+    app.stop().await;
+});
+
+both_databases!(async fn a_deletion_request_needs_the_second_factor_when_mfa_is_on(app) {
+    let token = app.signed_in_provider("mfa-delete@example.com").await;
+    let setup = json_of(send(&app, reqwest::Method::POST, "/v1/me/mfa/enrolment", Some(&token),
+        Some(json!({ "password": TEST_PASSWORD }))).await, 201).await;
+    let secret = crypto::TotpSecret::from_base32(setup["secret"].as_str().expect("secret")).expect("base32");
+    let step = crypto::totp::step_of(Utc::now().timestamp());
+    json_of(send(&app, reqwest::Method::POST, "/v1/me/mfa/confirmation", Some(&token),
+        Some(json!({ "password": TEST_PASSWORD, "code": secret.code_at_step(step) }))).await, 200).await;
+
+    let resp = send(&app, reqwest::Method::POST, "/v1/me/deletion-requests", Some(&token), Some(json!({ "password": TEST_PASSWORD }))).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(app.count_rows("account_deletion_requests").await, 0);
+    let resp = send(&app, reqwest::Method::POST, "/v1/me/deletion-requests", Some(&token),
+        Some(json!({ "password": TEST_PASSWORD, "totp_code": secret.code_at_step(step + 1) }))).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(app.count_rows("account_deletion_requests").await, 1);
+    app.stop().await;
+});

@@ -480,3 +480,30 @@ both_databases!(async fn a_reset_asked_for_before_a_password_change_cannot_undo_
     assert_eq!(sign_in(&app, json!({ "email": "undo@example.com", "password": NEW_PASSWORD })).await.status(), 201);
     app.stop().await;
 });
+
+both_databases!(async fn a_password_reset_ends_pending_email_changes_and_operator_sessions(app) {
+    let (user, _, token) = provider(&app, "victim@example.com").await;
+    // Someone who knew the password asked to move the account to their address...
+    let resp = post(&app, "/v1/me/email-changes", Some(&token),
+        &json!({ "password": TEST_PASSWORD, "new_email": "thief@example.com" })).await;
+    assert_eq!(resp.status(), 202);
+    let change = app.notice_secret(&user, "confirm_email_change").await.expect("a token");
+    // ...and holds an operator session of the same account.
+    app.grant_operator("victim@example.com").await;
+    let operator: Value = json_of(post(&app, "/v1/operator/sessions", None,
+        &json!({ "email": "victim@example.com", "password": TEST_PASSWORD })).await, 201).await;
+    let operator = operator["token"].as_str().expect("a token").to_owned();
+
+    // The owner resets the password.
+    assert_eq!(post(&app, "/v1/password-resets", None, &json!({ "email": "victim@example.com" })).await.status(), 202);
+    let reset = app.notice_secret(&user, "reset_password").await.expect("a reset token");
+    assert_eq!(post(&app, "/v1/password-reset-confirmations", None,
+        &json!({ "token": reset, "new_password": NEW_PASSWORD })).await.status(), 204);
+
+    // Every way back in is gone: the email change, the operator session, the session.
+    problem(post(&app, "/v1/email-change-confirmations", None, &json!({ "token": change })).await, 410).await;
+    assert_eq!(get(&app, "/v1/operator/practices", &operator).await.status(), 401);
+    assert_eq!(get(&app, "/v1/me", &token).await.status(), 401);
+    assert_eq!(sign_in(&app, json!({ "email": "victim@example.com", "password": NEW_PASSWORD })).await.status(), 201);
+    app.stop().await;
+});

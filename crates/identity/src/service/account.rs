@@ -131,7 +131,7 @@ impl IdentityService {
     }
 
     /// The caller asks for their account to be deleted (D9), confirming with their
-    /// password. The account is deactivated and every session ended at once, and the
+    /// password (and a current code when MFA is on). The account is deactivated and every session ended at once, and the
     /// request is recorded for the rights engine, which erases the account and
     /// answers; a confirmation notice is queued.
     ///
@@ -142,8 +142,11 @@ impl IdentityService {
         &self,
         ctx: &RequestContext,
         password: Sensitive<String>,
+        factor: &super::SecondFactor,
     ) -> Result<DeletionRequest, IdentityError> {
-        let person = self.reauthenticate(ctx, password).await?;
+        // As strong as any credential change: the password, and a current code
+        // when MFA is on. Erasure cannot be undone.
+        let person = self.reauthenticate_strongly(ctx, password, factor).await?;
         let request = DeletionRequest {
             id: Uuid::now_v7(),
             user: person.id,
@@ -157,24 +160,35 @@ impl IdentityService {
         Ok(request)
     }
 
-    /// Sends a new email-verification token to an account still pending
-    /// verification. Answers the same whether or not such an account exists, so it
-    /// reveals nothing; earlier tokens keep working until they expire.
+    /// Sends a new email-verification token to a self-registered account still
+    /// pending verification. Answers the same whether or not such an account
+    /// exists; counts against the client address's sign-in budget, so it cannot
+    /// flood the outbox. Earlier tokens keep working until they expire.
     ///
     /// # Errors
-    /// [`IdentityError::Unavailable`].
+    /// [`IdentityError::Throttled`], [`IdentityError::Unavailable`].
     pub async fn resend_verification(
         &self,
         ctx: &RequestContext,
         email: &str,
     ) -> Result<(), IdentityError> {
+        if let Some(address) = ctx.client().address()
+            && let Err(retry_after) = self.throttle.attempt(address, ctx.at())
+        {
+            return Err(IdentityError::Throttled { retry_after });
+        }
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
-        let Some((person, _)) = self.ports.repository.find_by_email(&email).await? else {
+        let Some((person, credentials)) = self.ports.repository.find_by_email(&email).await? else {
             return Ok(());
         };
-        if person.status != AccountStatus::PendingVerification {
+        // Only a self-registered account (it has a password) awaiting verification:
+        // an account created for someone else is activated with its own token,
+        // which checks the age gate; verification must not be a way around it.
+        if person.status != AccountStatus::PendingVerification
+            || credentials.password_hash.is_none()
+        {
             return Ok(());
         }
         let now = ctx.at();

@@ -179,7 +179,7 @@ impl IdentityService {
     /// Re-authentication for a credential change: the current password and, once
     /// MFA is on, a current TOTP or recovery code. Wrong ones count toward the
     /// lockout; a missing code is [`IdentityError::SecondFactorRequired`].
-    async fn reauthenticate_strongly(
+    pub(super) async fn reauthenticate_strongly(
         &self,
         ctx: &RequestContext,
         password: Sensitive<String>,
@@ -529,7 +529,10 @@ impl IdentityService {
         email: &Email,
     ) -> Result<(), IdentityError> {
         let found = self.ports.repository.find_by_email(email).await?;
-        let Some((user, _)) = found.filter(|(u, _)| u.status != AccountStatus::Disabled) else {
+        // Only an account in use: a reset must not activate one still pending
+        // (created for a client who has not activated it, perhaps under 13), nor
+        // reopen one that is disabled, frozen or erased.
+        let Some((user, _)) = found.filter(|(u, _)| u.status == AccountStatus::Active) else {
             self.record(ctx, None, SecurityEventKind::PasswordResetRequested)
                 .await;
             return Ok(());
@@ -576,7 +579,6 @@ impl IdentityService {
             .reset_password(&token, &hash, ctx.at())
             .await?
             .map_err(IdentityError::Token)?;
-        self.ports.sessions.revoke_all(user, ctx.at()).await?;
         self.record(ctx, Some(user), SecurityEventKind::PasswordReset)
             .await;
         self.notify(user, NoticeKind::PasswordReset, ctx.at()).await

@@ -268,12 +268,19 @@ impl AccountUpdate {
     }
 }
 
-/// The caller's password, to confirm an account deletion.
+/// The caller's password (and, with MFA on, a current code), to confirm an
+/// account deletion.
 #[derive(Debug, Object)]
 pub struct DeletionConfirmation {
     /// The current password.
     #[oai(validator(max_length = 128))]
     pub password: String,
+    /// With MFA on: the 6-digit code from the authenticator app.
+    #[oai(validator(max_length = 16))]
+    pub totp_code: Option<String>,
+    /// With MFA on, instead of `totp_code`: one of the recovery codes.
+    #[oai(validator(max_length = 64))]
+    pub recovery_code: Option<String>,
 }
 
 /// A received deletion request.
@@ -458,7 +465,11 @@ impl AccountApi {
         let request = self
             .state
             .identity()
-            .request_deletion(&ctx, Sensitive::new(body.0.password))
+            .request_deletion(
+                &ctx,
+                Sensitive::new(body.0.password),
+                &identity::SecondFactor::from_fields(body.0.totp_code, body.0.recovery_code),
+            )
             .await?;
         Ok(Accepted::Accepted(Json(DeletionRequestView {
             id: request.id,

@@ -255,6 +255,53 @@ async fn store_password(
         .map_err(unavailable)
 }
 
+/// What every password change and reset must end with it, in its transaction: the
+/// person's other member sessions (all but `keep`), every operator session, any
+/// unused reset or email-change token, and any pending email change (an attacker
+/// who knew the old password must not keep a way back in).
+async fn end_credential_grants(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    keep: Option<SessionId>,
+    at: DateTime<FixedOffset>,
+) -> Result<u64, RepositoryError> {
+    let id = user.as_uuid();
+    one_time_token::Entity::update_many()
+        .col_expr(one_time_token::Column::UsedAt, Expr::value(at))
+        .filter(one_time_token::Column::UserId.eq(id))
+        .filter(one_time_token::Column::Purpose.is_in([
+            TokenPurpose::ResetPassword.as_str(),
+            TokenPurpose::ChangeEmail.as_str(),
+        ]))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    email_change::Entity::delete_many()
+        .filter(email_change::Column::UserId.eq(id))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    super::integrations::operator_session::Entity::update_many()
+        .col_expr(
+            super::integrations::operator_session::Column::RevokedAt,
+            Expr::value(at),
+        )
+        .filter(super::integrations::operator_session::Column::UserId.eq(id))
+        .filter(super::integrations::operator_session::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    let mut sessions = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(at))
+        .filter(session::Column::UserId.eq(id))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        sessions = sessions.filter(session::Column::Id.ne(keep.as_uuid()));
+    }
+    Ok(sessions.exec(txn).await.map_err(unavailable)?.rows_affected)
+}
+
 /// A failed `users` update: `Duplicate` only for the email's unique index.
 fn email_update_error(err: DbErr) -> RepositoryError {
     match err.sql_err() {
@@ -532,24 +579,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
         let outcome = async {
             store_password(&txn, user, password_hash).await?;
-            one_time_token::Entity::update_many()
-                .col_expr(one_time_token::Column::UsedAt, Expr::value(at))
-                .filter(one_time_token::Column::UserId.eq(user.as_uuid()))
-                .filter(one_time_token::Column::Purpose.eq(TokenPurpose::ResetPassword.as_str()))
-                .filter(one_time_token::Column::UsedAt.is_null())
-                .exec(&txn)
-                .await
-                .map_err(unavailable)?;
-            Ok(session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(at))
-                .filter(session::Column::UserId.eq(user.as_uuid()))
-                .filter(session::Column::Id.ne(keep.as_uuid()))
-                .filter(session::Column::RevokedAt.is_null())
-                .filter(session::Column::ExpiresAt.gt(at))
-                .exec(&txn)
-                .await
-                .map_err(unavailable)?
-                .rows_affected)
+            end_credential_grants(&txn, user, Some(keep), at).await
         }
         .await;
         finish(txn, outcome).await
@@ -570,6 +600,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
             }
             let user = token_owner(&txn, token).await?;
             store_password(&txn, user, password_hash).await?;
+            end_credential_grants(&txn, user, None, stored(now)).await?;
             Ok(Ok(user))
         }
         .await;

@@ -61,7 +61,7 @@ mod api_key {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-mod platform_operator {
+pub(super) mod platform_operator {
     //! `platform_operators`: the accounts granted the operator role.
     use sea_orm::entity::prelude::*;
 
@@ -83,7 +83,7 @@ mod platform_operator {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-mod operator_session {
+pub(super) mod operator_session {
     //! `operator_sessions`: operators' sessions, found by token hash.
     use sea_orm::entity::prelude::*;
 

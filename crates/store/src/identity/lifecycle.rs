@@ -37,6 +37,7 @@ use super::entity::{
     account_deletion_request, membership, one_time_token, outbox, security_event, session, user,
     user_preference, user_profile,
 };
+use super::integrations::{operator_session, platform_operator};
 use super::{SeaOrmIdentityRepository, sessions, stored, unavailable, utc, utc_opt};
 
 /// The status of a deletion request until the rights engine answers it.
@@ -419,6 +420,24 @@ async fn erase_in(
             txn,
             sea_orm::Condition::all().add(email_change::Column::UserId.eq(id)),
             |row| hash_name(&row.token_hash),
+        )
+        .await?,
+    );
+    deleted(
+        "operator_session",
+        delete_reporting::<operator_session::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(operator_session::Column::UserId.eq(id)),
+            |row| row.id,
+        )
+        .await?,
+    );
+    deleted(
+        "operator_grant",
+        delete_reporting::<platform_operator::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(platform_operator::Column::UserId.eq(id)),
+            |row| row.user_id,
         )
         .await?,
     );

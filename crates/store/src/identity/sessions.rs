@@ -8,7 +8,9 @@ use identity::model::{Session, SessionId};
 use identity::ports::{RepositoryError, SessionRepository};
 use kernel::{OrganisationId, UserId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 use super::entity::session::{ActiveModel, Column, Entity, Model};
 use super::{address, hash_bytes, stored, stored_opt, unavailable, utc, utc_opt};
@@ -112,16 +114,40 @@ impl SessionRepository for SeaOrmSessionRepository {
     }
 
     async fn revoke_all(&self, user: UserId, at: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        use super::integrations::operator_session;
         let at = stored(at);
-        let result = Entity::update_many()
-            .col_expr(Column::RevokedAt, Expr::value(at))
-            .filter(Column::UserId.eq(user.as_uuid()))
-            .filter(Column::RevokedAt.is_null())
-            .filter(Column::ExpiresAt.gt(at))
-            .exec(self.db.connection())
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected)
+        // Member and operator sessions alike: "end every session" leaves none.
+        let txn = self.db.connection().begin().await.map_err(unavailable)?;
+        let ended = async {
+            let members = Entity::update_many()
+                .col_expr(Column::RevokedAt, Expr::value(at))
+                .filter(Column::UserId.eq(user.as_uuid()))
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::ExpiresAt.gt(at))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+            let operators = operator_session::Entity::update_many()
+                .col_expr(operator_session::Column::RevokedAt, Expr::value(at))
+                .filter(operator_session::Column::UserId.eq(user.as_uuid()))
+                .filter(operator_session::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, RepositoryError>(members.rows_affected + operators.rows_affected)
+        }
+        .await;
+        match ended {
+            Ok(ended) => {
+                txn.commit().await.map_err(unavailable)?;
+                Ok(ended)
+            }
+            Err(err) => {
+                // The update's error is the one to report.
+                let _ = txn.rollback().await;
+                Err(err)
+            }
+        }
     }
 
     async fn live_sessions(

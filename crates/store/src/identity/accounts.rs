@@ -519,6 +519,9 @@ impl IdentityRepository for SeaOrmIdentityRepository {
                     .into(),
             )
             .filter(user::Column::Id.eq(user.as_uuid()))
+            // Only a self-registered account (it has a password): one created for
+            // someone else is activated with its own token, through the age gate.
+            .filter(user::Column::PasswordHash.is_not_null())
             .exec(self.db.connection())
             .await
             .map(drop)

@@ -545,6 +545,13 @@ both_databases!(async fn a_practice_cannot_take_hold_of_an_existing_account_by_e
     let session: Value = resp.json().await.expect("JSON");
     assert_eq!(session["roles"], json!(["staff"]));
     assert!(app.security_event_kinds(&victim_id).await.contains(&"role_granted".to_owned()));
+    // Their invitations are in their own export, as identity data.
+    let resp = send(&app, reqwest::Method::GET, "/v1/me/account-data", Some(&victim), None).await;
+    assert_eq!(resp.status(), 200);
+    let export: Value = resp.json().await.expect("JSON");
+    let invited: Vec<&Value> = export["records"].as_array().expect("records").iter().filter(|r| r["kind"] == "invitation").collect();
+    assert_eq!(invited.len(), 2, "{export}");
+    assert!(invited.iter().all(|r| r["category"] == "identity"), "{invited:?}");
     // Their home practice stays theirs: still no one else can disable them.
     problem(send(&app, reqwest::Method::PUT, &format!("{members}/{victim_id}/disablement"), Some(&mallory), None).await, 404).await;
     assert_eq!(app.organisation_of(&victim).await, victims_practice);

@@ -370,7 +370,7 @@ both_databases!(async fn erasing_a_client_removes_their_birth_date_and_guardians
     let resp = send(&app, reqwest::Method::POST,
         &format!("/v1/organisations/{}/clients/{}/guardians", client.organisation_id, client.user_id),
         Some(&provider), Some(json!({ "name": "Pat Parent", "email": "parent@example.com" }))).await;
-    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.status(), 202);
     assert_eq!(app.count_rows("guardianships").await, 1);
     let (_, subject) = subject_of(&app, &client.token).await;
     let data = app.state().identity().personal_data();

@@ -86,7 +86,7 @@ both_databases!(async fn every_protected_operation_answers_401_without_a_session
 /// Operations whose only subject is the caller's own account: a caller of another
 /// practice or role can only ever reach their own, so the wrong-caller check is
 /// that another person's resource is invisible (404).
-const OWN_ACCOUNT: [&str; 12] = [
+const OWN_ACCOUNT: [&str; 14] = [
     "getCurrentUser",
     "updateCurrentUser",
     "listSessions",
@@ -99,6 +99,8 @@ const OWN_ACCOUNT: [&str; 12] = [
     "replacePreferences",
     "exportAccountData",
     "requestAccountDeletion",
+    "listMyInvitations",
+    "acceptInvitation",
 ];
 
 /// Changes to the caller's own credentials, each re-authenticated by the current
@@ -151,6 +153,29 @@ fn every_operation_is_classified() {
         "operations without an authorisation check: {missing:?}"
     );
 }
+
+both_databases!(async fn only_the_invited_person_sees_and_accepts_their_invitation(app) {
+    let alice = app.signed_in_provider("alice@example.com").await;
+    let bob = app.signed_in_provider("bob@example.com").await;
+    let bobs_practice = app.organisation_of(&bob).await;
+    let resp = app.client.post(app.url(&format!("/v1/organisations/{bobs_practice}/members")))
+        .bearer_auth(&bob).json(&json!({ "name": "Alice", "email": "alice@example.com", "role": "auditor" }))
+        .send().await.expect("answers");
+    assert_eq!(resp.status(), 202);
+    let mine: Value = app.client.get(app.url("/v1/me/invitations")).bearer_auth(&alice).send().await.expect("answers").json().await.expect("JSON");
+    let invitation = mine["items"][0]["id"].as_str().expect("an invitation").to_owned();
+    // Bob (who sent it) neither lists nor accepts it: 404, as for an unknown id.
+    let bobs: Value = app.client.get(app.url("/v1/me/invitations")).bearer_auth(&bob).send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(bobs["items"], json!([]));
+    let resp = call(&app, "POST", &format!("/v1/me/invitations/{invitation}/acceptance"), Some(&bob)).await;
+    assert_eq!(resp.status(), 404);
+    let resp = call(&app, "POST", &format!("/v1/me/invitations/{}/acceptance", uuid::Uuid::now_v7()), Some(&alice)).await;
+    assert_eq!(resp.status(), 404);
+    // Still pending for Alice, who alone accepts it.
+    let resp = call(&app, "POST", &format!("/v1/me/invitations/{invitation}/acceptance"), Some(&alice)).await;
+    assert_eq!(resp.status(), 204);
+    app.stop().await;
+});
 
 both_databases!(async fn another_practices_caller_cannot_reach_a_persons_own_resources(app) {
     let alice = app.signed_in_provider("alice@example.com").await;

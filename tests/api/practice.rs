@@ -42,7 +42,15 @@ fn client_body(email: &str, born: &str) -> Value {
     })
 }
 
-/// Creates a client in `org`; returns their id.
+/// The answer to enrolling `email`, the same for a new and an existing account.
+async fn notified(resp: reqwest::Response, email: &str) {
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body, json!({ "email": email, "status": "notified" }));
+}
+
+/// Creates a client in `org` (a new account); returns their id, as the practice
+/// reads it from its member list.
 async fn create_client(app: &TestApp, token: &str, org: &str, email: &str, born: &str) -> String {
     let resp = post(
         app,
@@ -51,10 +59,64 @@ async fn create_client(app: &TestApp, token: &str, org: &str, email: &str, born:
         &client_body(email, born),
     )
     .await;
-    assert_eq!(resp.status(), 201);
+    notified(resp, &email.to_lowercase()).await;
+    app.member_id(token, &email.to_lowercase()).await
+}
+
+/// `token`'s pending invitations.
+async fn invitations(app: &TestApp, token: &str) -> Vec<Value> {
+    let resp = send(
+        app,
+        reqwest::Method::GET,
+        "/v1/me/invitations",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("JSON");
-    assert_eq!(body["account_created"], true);
-    body["user_id"].as_str().expect("an id").to_owned()
+    body["items"].as_array().expect("items").clone()
+}
+
+/// Accepts `token`'s only pending invitation.
+async fn accept_only_invitation(app: &TestApp, token: &str) {
+    let pending = invitations(app, token).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let id = pending[0]["id"].as_str().expect("id");
+    let resp = post(
+        app,
+        &format!("/v1/me/invitations/{id}/acceptance"),
+        Some(token),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+}
+
+/// The ids of the members of `admin`'s practice.
+async fn member_ids(app: &TestApp, admin: &str) -> Vec<String> {
+    let org = app.organisation_of(admin).await;
+    let resp = send(
+        app,
+        reqwest::Method::GET,
+        &format!("/v1/organisations/{org}/members?limit=200"),
+        Some(admin),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let page: Value = resp.json().await.expect("JSON");
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| m["user"]["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn user_id_of(app: &TestApp, token: &str) -> String {
+    let body: Value = me(app, token).await.json().await.expect("JSON");
+    body["user"]["id"].as_str().expect("id").to_owned()
 }
 
 async fn activate(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
@@ -132,13 +194,16 @@ both_databases!(async fn the_same_person_is_a_provider_in_one_practice_and_a_cli
     let bobs_practice = app.organisation_of(&bob).await;
 
     let resp = post(&app, &format!("/v1/organisations/{bobs_practice}/clients"), Some(&bob), &client_body("alice@example.com", "1985-05-05")).await;
-    assert_eq!(resp.status(), 201);
-    let enrolled: Value = resp.json().await.expect("JSON");
-    assert_eq!(enrolled["account_created"], false);
-    // Only the id and the email typed come back: the rest is Alice's.
-    assert!(enrolled.get("name").is_none() && enrolled.get("phone").is_none());
+    // The same answer as for a new account: nothing of Alice's comes back.
+    notified(resp, "alice@example.com").await;
     // No second account, and no activation token for the existing one.
     assert_eq!(app.count_rows("users").await, 2);
+    // Alice accepts the invitation from her own account.
+    let pending = invitations(&app, &alice).await;
+    assert_eq!(pending[0]["organisation_id"], bobs_practice.as_str());
+    assert_eq!(pending[0]["role"], "client");
+    accept_only_invitation(&app, &alice).await;
+    assert!(invitations(&app, &alice).await.is_empty());
     // Already a client of Bob's practice: 409.
     problem(post(&app, &format!("/v1/organisations/{bobs_practice}/clients"), Some(&bob), &client_body("alice@example.com", "1985-05-05")).await, 409).await;
 
@@ -184,7 +249,7 @@ both_databases!(async fn only_providers_and_org_admins_create_clients(app) {
     }
     // A provider without org_admin may.
     let provider = app.signed_in_member(&admin, "doc@example.com", "provider").await;
-    assert_eq!(post(&app, &clients, Some(&provider.token), &client_body("new@example.com", "1990-01-01")).await.status(), 201);
+    assert_eq!(post(&app, &clients, Some(&provider.token), &client_body("new@example.com", "1990-01-01")).await.status(), 202);
     app.stop().await;
 });
 
@@ -219,13 +284,9 @@ both_databases_with_clock!(async fn a_client_under_13_activates_only_once_a_guar
     // A provider links a new guardian; the guardian gets their own token.
     let guardians = format!("/v1/organisations/{org}/clients/{young}/guardians");
     let resp = post(&app, &guardians, Some(&provider), &json!({ "name": "Pat Parent", "email": "parent@example.com", "phone": "+15555550199" })).await;
-    assert_eq!(resp.status(), 201);
-    let guardian: Value = resp.json().await.expect("JSON");
-    assert_eq!(guardian["account_created"], true);
-    let guardian_id = guardian["user_id"].as_str().expect("id").to_owned();
+    notified(resp, "parent@example.com").await;
+    let guardian_id = app.member_id(&provider, "parent@example.com").await;
     assert_eq!(app.count_rows("guardianships").await, 1);
-    // Linked twice: 409.
-    problem(post(&app, &guardians, Some(&provider), &json!({ "name": "Pat Parent", "email": "parent@example.com" })).await, 409).await;
     // Now the minor activates, with the token kept from before.
     assert_eq!(activate(&app, &young_token, TEST_PASSWORD).await.status(), 204);
     // The guardian activates their own account and signs in to the practice as a client.
@@ -236,7 +297,7 @@ both_databases_with_clock!(async fn a_client_under_13_activates_only_once_a_guar
     let session: Value = resp.json().await.expect("JSON");
     assert_eq!(session["roles"], json!(["client"]));
 
-    // Only a client of this practice can be given a guardian.
+    // Only a client homed in this practice can be given a guardian.
     let stranger = uuid::Uuid::now_v7();
     problem(post(&app, &format!("/v1/organisations/{org}/clients/{stranger}/guardians"), Some(&provider), &json!({ "name": "X", "email": "x@example.com" })).await, 404).await;
     app.stop().await;
@@ -292,17 +353,15 @@ both_databases!(async fn an_org_admin_adds_lists_and_removes_members(app) {
 
     // A new person gets an account and an activation token.
     let resp = post(&app, &members, Some(&admin), &json!({ "name": "Sam Staff", "email": "sam@example.com", "role": "staff" })).await;
-    assert_eq!(resp.status(), 201);
-    let sam: Value = resp.json().await.expect("JSON");
-    assert_eq!(sam["account_created"], true);
-    let sam_id = sam["user_id"].as_str().expect("id").to_owned();
+    notified(resp, "sam@example.com").await;
+    let sam_id = app.member_id(&admin, "sam@example.com").await;
     assert!(!app.activation_token(&sam_id).await.is_empty());
-    // An existing person just gains the role; twice is 409.
+    // An existing person is invited, the same answer; they hold the role once
+    // they accept; then adding them again is 409.
     let resp = post(&app, &members, Some(&admin), &json!({ "name": "O", "email": "outsider@example.com", "role": "auditor" })).await;
-    assert_eq!(resp.status(), 201);
-    let auditor: Value = resp.json().await.expect("JSON");
-    assert_eq!(auditor["account_created"], false);
-    let auditor_id = auditor["user_id"].as_str().expect("id").to_owned();
+    notified(resp, "outsider@example.com").await;
+    accept_only_invitation(&app, &outsider).await;
+    let auditor_id = user_id_of(&app, &outsider).await;
     problem(post(&app, &members, Some(&admin), &json!({ "name": "O", "email": "outsider@example.com", "role": "auditor" })).await, 409).await;
     // Clients go through createClient.
     problem(post(&app, &members, Some(&admin), &json!({ "name": "C", "email": "c@example.com", "role": "client" })).await, 422).await;
@@ -345,7 +404,8 @@ both_databases!(async fn an_org_admin_adds_lists_and_removes_members(app) {
     problem(send(&app, reqwest::Method::DELETE, &role_path(&doc.user_id, "provider"), Some(&doc.token), None).await, 403).await;
     // With a second org_admin, the first may step down.
     let resp = post(&app, &members, Some(&admin), &json!({ "name": "Doc", "email": "doc@example.com", "role": "org_admin" })).await;
-    assert_eq!(resp.status(), 201);
+    notified(resp, "doc@example.com").await;
+    accept_only_invitation(&app, &doc.token).await;
     assert_eq!(send(&app, reqwest::Method::DELETE, &role_path(&admin_id, "org_admin"), Some(&admin), None).await.status(), 204);
     // The owner's session no longer carries org_admin; the new admin's does.
     problem(send(&app, reqwest::Method::GET, &members, Some(&admin), None).await, 403).await;
@@ -391,8 +451,9 @@ both_databases!(async fn disabling_an_account_ends_its_sessions_at_once(app) {
     problem(send(&app, reqwest::Method::PUT, &format!("/v1/organisations/{org}/members/{admin_id}/disablement"), Some(&admin), None).await, 409).await;
     let outsider = app.signed_in_provider("outsider@example.com").await;
     let resp = post(&app, &format!("/v1/organisations/{org}/members"), Some(&admin), &json!({ "name": "O", "email": "outsider@example.com", "role": "staff" })).await;
-    let outsider_id: Value = resp.json().await.expect("JSON");
-    let outsider_id = outsider_id["user_id"].as_str().expect("id");
+    notified(resp, "outsider@example.com").await;
+    accept_only_invitation(&app, &outsider).await;
+    let outsider_id = &user_id_of(&app, &outsider).await;
     problem(send(&app, reqwest::Method::PUT, &format!("/v1/organisations/{org}/members/{outsider_id}/disablement"), Some(&admin), None).await, 404).await;
     assert_eq!(me(&app, &outsider).await.status(), 200);
     app.stop().await;
@@ -411,11 +472,16 @@ both_databases_with_clock!(async fn an_existing_account_can_be_linked_as_a_guard
     // A client cannot be their own guardian.
     problem(post(&app, &guardians, Some(&provider), &json!({ "name": "Self", "email": "child@example.com" })).await, 409).await;
     let resp = post(&app, &guardians, Some(&provider), &json!({ "name": "Pat Parent", "email": "parent@example.com" })).await;
-    assert_eq!(resp.status(), 201);
-    let linked: Value = resp.json().await.expect("JSON");
-    assert_eq!(linked["account_created"], false);
+    notified(resp, "parent@example.com").await;
     let users = app.count_rows("users").await;
     assert_eq!(users, 3, "no account was created for the parent");
+    // Nothing is linked until the parent accepts.
+    assert_eq!(app.count_rows("guardianships").await, 0);
+    problem(activate(&app, &token, TEST_PASSWORD).await, 403).await;
+    let pending = invitations(&app, &parent).await;
+    assert_eq!(pending[0]["guardian_of"], child.as_str());
+    accept_only_invitation(&app, &parent).await;
+    assert_eq!(app.count_rows("guardianships").await, 1);
     assert_eq!(activate(&app, &token, TEST_PASSWORD).await.status(), 204);
     // The parent signs in to this practice as a client, and keeps their own practice.
     let resp = sign_in(&app, "parent@example.com", Some(&org)).await;
@@ -427,5 +493,132 @@ both_databases_with_clock!(async fn an_existing_account_can_be_linked_as_a_guard
     let events: Value = resp.json().await.expect("JSON");
     assert!(events["items"].as_array().expect("items").iter().any(|e| e["kind"] == "role_granted"));
     assert!(app.security_event_kinds(&child).await.contains(&"guardian_linked".to_owned()));
+    app.stop().await;
+});
+
+both_databases!(async fn a_practice_cannot_take_hold_of_an_existing_account_by_email(app) {
+    let victim = app.signed_in_provider("victim@example.com").await;
+    let victims_practice = app.organisation_of(&victim).await;
+    let victim_id = user_id_of(&app, &victim).await;
+    let mallory = app.signed_in_provider("mallory@example.com").await;
+    let org = app.organisation_of(&mallory).await;
+    let births = app.count_rows("birth_dates").await;
+
+    // Adding the victim as a member or a client answers exactly as for a new email.
+    let members = format!("/v1/organisations/{org}/members");
+    let clients = format!("/v1/organisations/{org}/clients");
+    notified(post(&app, &members, Some(&mallory), &json!({ "name": "V", "email": "victim@example.com", "role": "staff" })).await, "victim@example.com").await;
+    notified(post(&app, &members, Some(&mallory), &json!({ "name": "N", "email": "newcomer@example.com", "role": "staff" })).await, "newcomer@example.com").await;
+    notified(post(&app, &clients, Some(&mallory), &client_body("victim@example.com", "2020-01-01")).await, "victim@example.com").await;
+
+    // Nothing changed on the victim's account: no role, no date of birth, not listed.
+    assert!(!member_ids(&app, &mallory).await.contains(&victim_id));
+    assert_eq!(app.count_rows("birth_dates").await, births);
+    let body: Value = me(&app, &victim).await.json().await.expect("JSON");
+    assert_eq!(body["memberships"].as_array().expect("memberships").len(), 2, "{body}");
+    problem(sign_in(&app, "victim@example.com", Some(&org)).await, 403).await;
+    // The practice cannot freeze them, link a guardian to them, or disable them.
+    problem(post(&app, &format!("{clients}/{victim_id}/under-13-report"), Some(&mallory), &json!({})).await, 404).await;
+    problem(post(&app, &format!("{clients}/{victim_id}/guardians"), Some(&mallory), &json!({ "name": "G", "email": "g@example.com" })).await, 404).await;
+    assert_eq!(me(&app, &victim).await.status(), 200);
+    assert_eq!(app.count_rows("deletion_flags").await, 0);
+
+    // The victim sees two invitations; nobody else can accept them.
+    let pending = invitations(&app, &victim).await;
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    assert!(pending.iter().all(|i| i["organisation_id"] == org.as_str()));
+    let staff_invitation = pending.iter().find(|i| i["role"] == "staff").expect("staff")["id"].as_str().expect("id").to_owned();
+    assert!(invitations(&app, &mallory).await.is_empty());
+    problem(post(&app, &format!("/v1/me/invitations/{staff_invitation}/acceptance"), Some(&mallory), &json!({})).await, 404).await;
+    problem(post(&app, &format!("/v1/me/invitations/{}/acceptance", uuid::Uuid::now_v7()), Some(&victim), &json!({})).await, 404).await;
+    assert!(!member_ids(&app, &mallory).await.contains(&victim_id));
+
+    // Accepted, the role is theirs (once); the client invitation stays pending.
+    assert_eq!(post(&app, &format!("/v1/me/invitations/{staff_invitation}/acceptance"), Some(&victim), &json!({})).await.status(), 204);
+    problem(post(&app, &format!("/v1/me/invitations/{staff_invitation}/acceptance"), Some(&victim), &json!({})).await, 404).await;
+    assert!(member_ids(&app, &mallory).await.contains(&victim_id));
+    let left = invitations(&app, &victim).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["role"], "client");
+    let resp = sign_in(&app, "victim@example.com", Some(&org)).await;
+    assert_eq!(resp.status(), 201);
+    let session: Value = resp.json().await.expect("JSON");
+    assert_eq!(session["roles"], json!(["staff"]));
+    assert!(app.security_event_kinds(&victim_id).await.contains(&"role_granted".to_owned()));
+    // Their invitations are in their own export, as identity data.
+    let resp = send(&app, reqwest::Method::GET, "/v1/me/account-data", Some(&victim), None).await;
+    assert_eq!(resp.status(), 200);
+    let export: Value = resp.json().await.expect("JSON");
+    let invited: Vec<&Value> = export["records"].as_array().expect("records").iter().filter(|r| r["kind"] == "invitation").collect();
+    assert_eq!(invited.len(), 2, "{export}");
+    assert!(invited.iter().all(|r| r["category"] == "identity"), "{invited:?}");
+    // Their home practice stays theirs: still no one else can disable them.
+    problem(send(&app, reqwest::Method::PUT, &format!("{members}/{victim_id}/disablement"), Some(&mallory), None).await, 404).await;
+    assert_eq!(app.organisation_of(&victim).await, victims_practice);
+    app.stop().await;
+});
+
+both_databases!(async fn only_the_home_practice_reports_a_client_as_under_13(app) {
+    let alice = app.signed_in_provider("alice@example.com").await;
+    let alice_id = user_id_of(&app, &alice).await;
+    let bob = app.signed_in_provider("bob@example.com").await;
+    let bobs_practice = app.organisation_of(&bob).await;
+    // Alice accepts to be a client of Bob's practice: a client there, homed elsewhere.
+    notified(post(&app, &format!("/v1/organisations/{bobs_practice}/clients"), Some(&bob), &client_body("alice@example.com", "1985-05-05")).await, "alice@example.com").await;
+    accept_only_invitation(&app, &alice).await;
+    assert!(member_ids(&app, &bob).await.contains(&alice_id));
+
+    // Bob's practice cannot freeze her: 404, and nothing changes.
+    let report = format!("/v1/organisations/{bobs_practice}/clients/{alice_id}/under-13-report");
+    problem(post(&app, &report, Some(&bob), &json!({})).await, 404).await;
+    assert_eq!(app.count_rows("deletion_flags").await, 0);
+    assert_eq!(me(&app, &alice).await.status(), 200);
+    assert_eq!(sign_in(&app, "alice@example.com", None).await.status(), 201);
+    // Nor link a guardian to her.
+    problem(post(&app, &format!("/v1/organisations/{bobs_practice}/clients/{alice_id}/guardians"), Some(&bob), &json!({ "name": "G", "email": "g@example.com" })).await, 404).await;
+    assert_eq!(app.count_rows("guardianships").await, 0);
+    app.stop().await;
+});
+
+both_databases_with_clock!(async fn a_guardian_counts_only_when_linked_by_the_minors_home_practice(app, _clock) at "2026-11-23T12:00:00Z" {
+    let provider = app.signed_in_provider("ada@example.com").await;
+    let org = app.organisation_of(&provider).await;
+    let child = create_client(&app, &provider, &org, "child@example.com", "2020-01-01").await;
+    let token = app.activation_token(&child).await;
+    // A stranger's practice enrols the child by email and links a guardian.
+    let stranger = app.signed_in_provider("stranger@example.com").await;
+    let strangers = app.organisation_of(&stranger).await;
+    notified(post(&app, &format!("/v1/organisations/{strangers}/clients"), Some(&stranger), &client_body("child@example.com", "2000-01-01")).await, "child@example.com").await;
+    problem(post(&app, &format!("/v1/organisations/{strangers}/clients/{child}/guardians"), Some(&stranger), &json!({ "name": "Fake", "email": "fake@example.com" })).await, 404).await;
+    // No guardianship, no new account, and the age gate holds.
+    assert_eq!(app.count_rows("guardianships").await, 0);
+    assert_eq!(app.count_rows("users").await, 3);
+    let refused = problem(activate(&app, &token, TEST_PASSWORD).await, 403).await;
+    assert_eq!(refused["type"], "urn:custodia:problem:guardian-required");
+    app.stop().await;
+});
+
+both_databases!(async fn disabling_needs_an_active_account_and_enabling_never_undoes_a_deletion_request(app) {
+    let admin = app.signed_in_provider("owner@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let disablement = |user: &str| format!("/v1/organisations/{org}/members/{user}/disablement");
+    // A pending account (never activated; perhaps a child awaiting a guardian).
+    let pending = create_client(&app, &admin, &org, "kid@example.com", "2020-01-01").await;
+    problem(send(&app, reqwest::Method::PUT, &disablement(&pending), Some(&admin), None).await, 409).await;
+    problem(send(&app, reqwest::Method::DELETE, &disablement(&pending), Some(&admin), None).await, 409).await;
+    let refused = problem(activate(&app, &app.activation_token(&pending).await, TEST_PASSWORD).await, 403).await;
+    assert_eq!(refused["type"], "urn:custodia:problem:guardian-required", "still pending");
+
+    // Disabled twice: 409 the second time.
+    let staff = app.signed_in_member(&admin, "staff@example.com", "staff").await;
+    assert_eq!(send(&app, reqwest::Method::PUT, &disablement(&staff.user_id), Some(&admin), None).await.status(), 204);
+    problem(send(&app, reqwest::Method::PUT, &disablement(&staff.user_id), Some(&admin), None).await, 409).await;
+
+    // A person who asked for their account's deletion is not enabled again.
+    let client = app.signed_in_member(&admin, "client@example.com", "client").await;
+    let resp = post(&app, "/v1/me/deletion-requests", Some(&client.token), &json!({ "password": TEST_PASSWORD })).await;
+    assert_eq!(resp.status(), 202);
+    problem(send(&app, reqwest::Method::DELETE, &disablement(&client.user_id), Some(&admin), None).await, 409).await;
+    problem(sign_in(&app, "client@example.com", None).await, 401).await;
     app.stop().await;
 });

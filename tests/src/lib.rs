@@ -310,6 +310,34 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The account id of the member of `admin_token`'s practice with `email`
+    /// (read from `listMembers`, as a practice learns it).
+    ///
+    /// # Panics
+    /// When there is no such member.
+    pub async fn member_id(&self, admin_token: &str, email: &str) -> String {
+        let organisation_id = self.organisation_of(admin_token).await;
+        let resp = self
+            .client
+            .get(self.url(&format!(
+                "/v1/organisations/{organisation_id}/members?limit=200"
+            )))
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 200, "listing members");
+        let page: serde_json::Value = resp.json().await.expect("JSON");
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|m| m["user"]["email"] == email)
+            .and_then(|m| m["user"]["id"].as_str())
+            .expect("a member with the email")
+            .to_owned()
+    }
+
     /// Creates a person with `role` (`client`, with an adult date of birth, or a
     /// member role) in the practice of `admin_token` (an org admin's session, as
     /// from [`TestApp::signed_in_provider`]), activates the account with
@@ -342,9 +370,8 @@ impl TestApp {
             .send()
             .await
             .expect("answers");
-        assert_eq!(resp.status(), 201, "creating a {role}");
-        let created: serde_json::Value = resp.json().await.expect("JSON");
-        let user_id = created["user_id"].as_str().expect("an id").to_owned();
+        assert_eq!(resp.status(), 202, "creating a {role}");
+        let user_id = self.member_id(admin_token, email).await;
         let token = self.activation_token(&user_id).await;
         let resp = self
             .client

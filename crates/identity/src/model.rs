@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 mod people;
 
-pub use people::{DeletionFlag, Guardianship, PracticeMember, RoleRemoval};
+pub use people::{DeletionFlag, Guardianship, Invitation, PracticeMember, RoleRemoval};
 
 use crate::values::{
     DataRegion, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
@@ -456,6 +456,9 @@ pub enum NoticeKind {
         /// The previous address, where this notice goes.
         previous_email: kernel::Sensitive<String>,
     },
+    /// "A practice invited you to take a role": accept or ignore it from your
+    /// own account (`GET /v1/me/invitations`).
+    InvitedToPractice,
 }
 
 impl NoticeKind {
@@ -481,6 +484,7 @@ impl NoticeKind {
             Self::PasswordReset => "password_reset",
             Self::ConfirmEmailChange { .. } => "confirm_email_change",
             Self::EmailChanged { .. } => "email_changed",
+            Self::InvitedToPractice => "invited_to_practice",
         }
     }
 }

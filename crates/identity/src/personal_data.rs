@@ -133,7 +133,7 @@ impl PersonalData for IdentityPersonalData {
             entry(
                 DataCategory::Identity,
                 "Your name, profession, date of birth (clients), account status, roles in \
-                 practices, guardianships and deletion requests or flags.",
+                 practices, invitations, guardianships and deletion requests or flags.",
                 vec![Source::Subject, Source::Provider],
                 vec![Purpose::Operations, Purpose::Treatment],
                 &["the practices you belong to", "hosting sub-processor"],
@@ -365,6 +365,21 @@ impl PersonalData for IdentityPersonalData {
                 }),
             ));
         }
+        for i in self.ports.people.invitations(id).await.map_err(failed)? {
+            out.push(record(
+                DataCategory::Identity,
+                "invitation",
+                i.id,
+                i.created_at,
+                json!({
+                    "organisation_id": i.organisation.as_uuid(),
+                    "role": i.role.as_str(),
+                    "guardian_of": i.guardian_of.map(|minor| minor.as_uuid()),
+                    "accepted_at": i.accepted_at,
+                    "declined_at": i.declined_at,
+                }),
+            ));
+        }
         if let Some(flag) = self.ports.people.deletion_flag(id).await.map_err(failed)? {
             out.push(record(
                 DataCategory::Identity,
@@ -512,7 +527,9 @@ fn category_of(kind: &str) -> DataCategory {
         "profile" => DataCategory::Profile,
         "preferences" => DataCategory::Preferences,
         "notice" => DataCategory::Communications,
-        "membership" | "date_of_birth" | "guardianship" | "deletion_flag" => DataCategory::Identity,
+        "membership" | "date_of_birth" | "guardianship" | "deletion_flag" | "invitation" => {
+            DataCategory::Identity
+        }
         _ => DataCategory::Credentials,
     }
 }

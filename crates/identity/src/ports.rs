@@ -16,8 +16,9 @@ use kernel::{OrganisationId, Role, SubjectId, UserId};
 
 use crate::model::{
     AccountErasure, AccountStatus, Credentials, DeletionFlag, DeletionRequest, Guardianship,
-    Membership, MfaEnrolment, Notice, NoticeRecord, OneTimeToken, Organisation, PracticeMember,
-    RoleRemoval, SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection, User,
+    Invitation, Membership, MfaEnrolment, Notice, NoticeRecord, OneTimeToken, Organisation,
+    PracticeMember, RoleRemoval, SecurityEvent, Session, SessionId, TokenPurpose, TokenRejection,
+    User,
 };
 use crate::profile::{Preferences, Profile};
 use crate::values::{DateOfBirth, Email};
@@ -342,11 +343,33 @@ pub trait PeopleRepository: Send + Sync + 'static {
         flag: Option<&DeletionFlag>,
     ) -> Result<u64, RepositoryError>;
 
-    /// Activates a disabled account again; `false` when it was not disabled.
+    /// Activates a disabled account again; `false` (nothing changed) when it was
+    /// not disabled, or its owner asked for its deletion (a `received` request).
     async fn enable(&self, user: UserId) -> Result<bool, RepositoryError>;
 
     /// When the account was flagged for deletion, if it was.
     async fn deletion_flag(&self, user: UserId) -> Result<Option<DeletionFlag>, RepositoryError>;
+    /// Records an invitation for an existing account; a pending one for the same
+    /// person, practice, role and minor stands instead (nothing new is stored).
+    async fn invite(&self, invitation: &Invitation) -> Result<(), RepositoryError>;
+
+    /// Every invitation of `user` (pending, accepted or declined), oldest first.
+    async fn invitations(&self, user: UserId) -> Result<Vec<Invitation>, RepositoryError>;
+
+    /// Accepts `user`'s pending invitation `id`: marks it accepted and creates
+    /// the membership (and the guardianship it offers) in one transaction; a
+    /// role or link held already stays as it is. `None` when `user` has no
+    /// pending invitation with that id.
+    async fn accept_invitation(
+        &self,
+        user: UserId,
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, RepositoryError>;
+
+    /// Disables an active account and ends its live sessions, in one
+    /// transaction; `false` (nothing changed) when it was not active.
+    async fn disable(&self, user: UserId, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
 }
 
 /// Credentials beyond the first sign-up: TOTP enrolments, recovery codes,

@@ -22,6 +22,7 @@ mod m20261123_000001_credentials;
 mod m20261123_000002_members;
 mod m20261123_000003_api_keys;
 mod m20261123_000004_profiles;
+mod m20261123_000005_invitations;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_members::Migration),
             Box::new(m20261123_000004_profiles::Migration),
             Box::new(m20261123_000003_api_keys::Migration),
+            Box::new(m20261123_000005_invitations::Migration),
         ]
     }
 }

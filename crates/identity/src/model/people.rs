@@ -56,3 +56,29 @@ pub enum RoleRemoval {
     /// Refused: it is the practice's last `org_admin`.
     LastOrgAdmin,
 }
+
+/// A practice's invitation to an existing account: a role in the practice and,
+/// with `guardian_of`, the guardianship of a minor client. Nothing changes on the
+/// account until its owner accepts; then the membership (and guardianship) is
+/// created with the acceptance, atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invitation {
+    /// The invitation's id.
+    pub id: uuid::Uuid,
+    /// The person invited.
+    pub user: UserId,
+    /// The practice inviting.
+    pub organisation: OrganisationId,
+    /// The role offered.
+    pub role: Role,
+    /// The minor whose guardian the person is asked to be, if any.
+    pub guardian_of: Option<UserId>,
+    /// Who invited them.
+    pub invited_by: UserId,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When accepted, if so.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When declined, if so.
+    pub declined_at: Option<DateTime<Utc>>,
+}

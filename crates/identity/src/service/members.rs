@@ -17,7 +17,17 @@
 //! recorded here). A client *found* to be under 13 is reported by a provider, org
 //! admin or privacy officer: the account is frozen (sign-in refused as for a
 //! disabled account), every session ended in the same transaction, and it is
-//! flagged for deletion, which the data-rights context carries out.
+//! flagged for deletion, which the data-rights context carries out. Only the
+//! minor's home practice links guardians, reports an account as under 13, and
+//! only a guardian it linked counts at activation.
+//!
+//! # Existing accounts are invited, never enrolled
+//! A practice never gives an existing account a role, a guardianship or a date
+//! of birth: an email already registered gets an [`Invitation`] and a notice, and
+//! the membership (and guardianship) is created only when its owner, signed in,
+//! accepts it. The practice's answer is the same either way, so it does not
+//! learn whether the email had an account. The date of birth a practice typed is
+//! recorded only on an account it creates; an existing account's is its own.
 
 use chrono::{NaiveDate, TimeDelta};
 use crypto::{IssuedToken, TokenHash};
@@ -25,10 +35,10 @@ use kernel::{OrganisationId, RequestContext, Role, Sensitive, SubjectId, UserId}
 
 use super::{IdentityError, IdentityService, unavailable};
 use crate::model::{
-    AccountStatus, DeletionFlag, Guardianship, Membership, NoticeKind, OneTimeToken,
+    AccountStatus, DeletionFlag, Guardianship, Invitation, Membership, NoticeKind, OneTimeToken,
     PracticeMember, RoleRemoval, SecurityEventKind, TokenPurpose, User,
 };
-use crate::ports::{NewAccount, RepositoryError};
+use crate::ports::NewAccount;
 use crate::values::{DateOfBirth, Email, NewPassword, PersonName, Phone};
 
 /// How long an activation token works: a week, since the person did not ask for
@@ -68,13 +78,14 @@ pub struct NewPerson {
     pub phone: Option<String>,
 }
 
-/// Whether an operation created an account or gave an existing one a role.
+/// Whether an operation created an account or invited an existing one. The
+/// practice must not be told which (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enrolled {
     /// A new account, pending activation; its token went to the outbox.
     Created(User),
-    /// An existing account, which was notified.
-    Existing(User),
+    /// An existing account, invited and notified; nothing on it changed.
+    Invited(User),
 }
 
 impl Enrolled {
@@ -82,7 +93,7 @@ impl Enrolled {
     #[must_use]
     pub const fn user(&self) -> &User {
         match self {
-            Self::Created(user) | Self::Existing(user) => user,
+            Self::Created(user) | Self::Invited(user) => user,
         }
     }
 }
@@ -182,38 +193,37 @@ impl IdentityService {
         Ok(user)
     }
 
-    /// Gives an existing account `role` in `organisation` and tells them.
-    async fn grant_existing(
+    /// Invites an existing account to take `role` in `organisation` (and to be
+    /// `guardian_of`'s guardian) and tells them; nothing on the account changes
+    /// until they accept.
+    async fn invite_existing(
         &self,
         ctx: &RequestContext,
         user: &User,
         organisation: OrganisationId,
         role: Role,
+        guardian_of: Option<UserId>,
     ) -> Result<(), IdentityError> {
-        let membership = Membership {
+        let invitation = Invitation {
+            id: uuid::Uuid::now_v7(),
             user: user.id,
             organisation,
             role,
+            guardian_of,
+            invited_by: Self::caller(ctx)?,
             created_at: ctx.at(),
+            accepted_at: None,
+            declined_at: None,
         };
-        match self.ports.people.grant_role(&membership).await {
-            Ok(()) => {}
-            Err(RepositoryError::Duplicate) => {
-                return Err(IdentityError::Conflict(
-                    "The person already holds this role in the practice.",
-                ));
-            }
-            Err(err) => return Err(err.into()),
-        }
-        self.record(ctx, Some(user.id), SecurityEventKind::RoleGranted)
-            .await;
-        self.notify(user.id, NoticeKind::RoleGranted, ctx.at())
+        self.ports.people.invite(&invitation).await?;
+        self.notify(user.id, NoticeKind::InvitedToPractice, ctx.at())
             .await
     }
 
     /// A provider or org admin creates a client's own account in their practice
     /// (C3): identifying fields sealed, an activation token to the outbox. An
-    /// email already registered gets the `client` role here instead, and a notice.
+    /// email already registered is invited instead (the role follows its owner's
+    /// acceptance; the date of birth typed is not recorded on it).
     ///
     /// # Errors
     /// [`IdentityError::NotFound`] (another practice), [`IdentityError::Forbidden`],
@@ -236,13 +246,9 @@ impl IdentityService {
                     "The person is already a client of this practice.",
                 ));
             }
-            self.ports
-                .people
-                .record_date_of_birth(&existing, date_of_birth, ctx.at())
+            self.invite_existing(ctx, &existing, organisation, Role::Client, None)
                 .await?;
-            self.grant_existing(ctx, &existing, organisation, Role::Client)
-                .await?;
-            return Ok(Enrolled::Existing(existing));
+            return Ok(Enrolled::Invited(existing));
         }
         self.create_pending_account(
             ctx,
@@ -301,14 +307,15 @@ impl IdentityService {
         Ok(())
     }
 
-    /// A provider or org admin links a guardian to a client of their practice: an
-    /// existing account (given the `client` role here if they lack it, so they can
-    /// sign in to the practice) or a new one with its own activation token. Only
-    /// the link is recorded (minor, guardian, who, when); the guardian's consent is
+    /// A provider or org admin links a guardian to a client whose home practice is
+    /// theirs: a new account with its own activation token, linked at once; an
+    /// existing account is invited, and the link (with the `client` role here, so
+    /// they can sign in to the practice) is recorded when they accept. Only the
+    /// link is recorded (minor, guardian, who, when); the guardian's consent is
     /// recorded by the consent context.
     ///
     /// # Errors
-    /// [`IdentityError::NotFound`] (another practice, or not a client here),
+    /// [`IdentityError::NotFound`] (another practice, or not a client homed here),
     /// [`IdentityError::Forbidden`], [`IdentityError::Invalid`],
     /// [`IdentityError::Conflict`] (linked already, or the minor themselves),
     /// [`IdentityError::Unavailable`].
@@ -323,6 +330,7 @@ impl IdentityService {
         let name = PersonName::parse(&form.name)?;
         let email = Email::parse(&form.email)?;
         let phone = form.phone.as_deref().map(Phone::parse).transpose()?;
+        self.homed_in(organisation, minor).await?;
         if !self.holds(minor, organisation, Role::Client).await? {
             return Err(IdentityError::NotFound);
         }
@@ -346,41 +354,19 @@ impl IdentityService {
                 "A client cannot be their own guardian.",
             ));
         }
-        let link = Guardianship {
-            minor,
-            guardian: guardian.id,
-            organisation,
-            linked_by: caller,
-            linked_at: ctx.at(),
-        };
-        match self.ports.people.link_guardian(&link).await {
-            Ok(()) => {}
-            Err(RepositoryError::Duplicate) => {
-                return Err(IdentityError::Conflict(
-                    "This guardian is already linked to the client.",
-                ));
-            }
-            Err(err) => return Err(err.into()),
-        }
-        self.record(ctx, Some(minor), SecurityEventKind::GuardianLinked)
-            .await;
-        if !self.holds(guardian.id, organisation, Role::Client).await? {
-            self.grant_existing(ctx, &guardian, organisation, Role::Client)
-                .await?;
-        }
-        self.notify(guardian.id, NoticeKind::GuardianLinked, ctx.at())
+        self.invite_existing(ctx, &guardian, organisation, Role::Client, Some(minor))
             .await?;
-        Ok(Enrolled::Existing(guardian))
+        Ok(Enrolled::Invited(guardian))
     }
 
-    /// A provider, org admin or privacy officer reports a client of their practice
-    /// as under 13 (O1): the account is frozen, every session of it ended and it
+    /// A provider, org admin or privacy officer reports a client whose home
+    /// practice is theirs as under 13 (O1): the account is frozen, every session of it ended and it
     /// is flagged for deletion, in one transaction; a security event is recorded.
     /// The person is not told why sign-in is refused.
     ///
     /// # Errors
-    /// [`IdentityError::NotFound`] (another practice, or not a client here),
-    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (flagged
+    /// [`IdentityError::NotFound`] (another practice, or not a client homed
+    /// here), [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (flagged
     /// already), [`IdentityError::Unavailable`].
     pub async fn report_under_13(
         &self,
@@ -389,6 +375,7 @@ impl IdentityService {
         client: UserId,
     ) -> Result<(), IdentityError> {
         let caller = Self::acting_in(ctx, organisation, &REPORTING_ROLES)?;
+        self.homed_in(organisation, client).await?;
         if !self.holds(client, organisation, Role::Client).await? {
             return Err(IdentityError::NotFound);
         }
@@ -405,7 +392,7 @@ impl IdentityService {
             .await
         {
             Ok(_) => {}
-            Err(RepositoryError::Duplicate) => {
+            Err(crate::ports::RepositoryError::Duplicate) => {
                 return Err(IdentityError::Conflict(
                     "The account is already frozen and flagged for deletion.",
                 ));
@@ -419,7 +406,8 @@ impl IdentityService {
 
     /// An org admin adds a member with a role other than `client` (clients go
     /// through [`IdentityService::create_client`]): a new account gets an
-    /// activation token; an existing one gains the role and a notice.
+    /// activation token; an existing one is invited (the role follows its owner's
+    /// acceptance).
     ///
     /// # Errors
     /// [`IdentityError::NotFound`] (another practice), [`IdentityError::Forbidden`],
@@ -443,9 +431,14 @@ impl IdentityService {
         let email = Email::parse(&form.email)?;
         let phone = form.phone.as_deref().map(Phone::parse).transpose()?;
         if let Some((existing, _)) = self.ports.repository.find_by_email(&email).await? {
-            self.grant_existing(ctx, &existing, organisation, role)
+            if self.holds(existing.id, organisation, role).await? {
+                return Err(IdentityError::Conflict(
+                    "The person already holds this role in the practice.",
+                ));
+            }
+            self.invite_existing(ctx, &existing, organisation, role, None)
                 .await?;
-            return Ok(Enrolled::Existing(existing));
+            return Ok(Enrolled::Invited(existing));
         }
         self.create_pending_account(ctx, organisation, (name, email, phone), &[role], None, None)
             .await
@@ -528,14 +521,15 @@ impl IdentityService {
             .ok_or(IdentityError::NotFound)
     }
 
-    /// An org admin disables an account whose home practice is theirs: the status
+    /// An org admin disables an active account whose home practice is theirs (a
+    /// pending, frozen or already disabled one is a conflict): the status
     /// and the end of every session are one transaction, so no session outlives
     /// it. A security event and a notice follow; sign-in is refused until enabled.
     ///
     /// # Errors
     /// [`IdentityError::NotFound`] (another practice, or not homed here),
     /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (one's own
-    /// account, or a frozen one), [`IdentityError::Unavailable`].
+    /// account, or one not active), [`IdentityError::Unavailable`].
     pub async fn disable_account(
         &self,
         ctx: &RequestContext,
@@ -554,10 +548,11 @@ impl IdentityService {
                 "The account is frozen pending deletion.",
             ));
         }
-        self.ports
-            .people
-            .suspend(user, AccountStatus::Disabled, ctx.at(), None)
-            .await?;
+        if !self.ports.people.disable(user, ctx.at()).await? {
+            return Err(IdentityError::Conflict(
+                "Only an active account is disabled.",
+            ));
+        }
         self.record(ctx, Some(user), SecurityEventKind::AccountDisabled)
             .await;
         self.notify(user, NoticeKind::AccountDisabled, ctx.at())
@@ -565,11 +560,13 @@ impl IdentityService {
     }
 
     /// An org admin enables a disabled account again: sign-in works; the sessions
-    /// ended by disabling stay ended.
+    /// ended by disabling stay ended. An account disabled by its owner's deletion
+    /// request stays disabled.
     ///
     /// # Errors
     /// [`IdentityError::NotFound`] (another practice, or not homed here),
-    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (not disabled),
+    /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (not disabled,
+    /// or its owner asked for its deletion),
     /// [`IdentityError::Unavailable`].
     pub async fn enable_account(
         &self,
@@ -580,11 +577,54 @@ impl IdentityService {
         Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
         self.homed_in(organisation, user).await?;
         if !self.ports.people.enable(user).await? {
-            return Err(IdentityError::Conflict("The account is not disabled."));
+            return Err(IdentityError::Conflict(
+                "The account is not disabled, or its owner asked for its deletion.",
+            ));
         }
         self.record(ctx, Some(user), SecurityEventKind::AccountEnabled)
             .await;
         self.notify(user, NoticeKind::AccountEnabled, ctx.at())
             .await
+    }
+
+    /// The caller's own pending invitations (a person's session, not an API key).
+    ///
+    /// # Errors
+    /// [`IdentityError::Unauthenticated`], [`IdentityError::Unavailable`].
+    pub async fn my_invitations(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Invitation>, IdentityError> {
+        let caller = Self::caller(ctx)?;
+        let mut all = self.ports.people.invitations(caller).await?;
+        all.retain(|i| i.accepted_at.is_none() && i.declined_at.is_none());
+        Ok(all)
+    }
+
+    /// The caller accepts their own pending invitation: the membership (and the
+    /// guardianship it offers) is created with the acceptance, atomically.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`] (unknown, someone else's, or not pending),
+    /// [`IdentityError::Unavailable`].
+    pub async fn accept_invitation(
+        &self,
+        ctx: &RequestContext,
+        invitation: uuid::Uuid,
+    ) -> Result<(), IdentityError> {
+        let caller = Self::caller(ctx)?;
+        let accepted = self
+            .ports
+            .people
+            .accept_invitation(caller, invitation, ctx.at())
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        self.record(ctx, Some(caller), SecurityEventKind::RoleGranted)
+            .await;
+        if let Some(minor) = accepted.guardian_of {
+            self.record(ctx, Some(minor), SecurityEventKind::GuardianLinked)
+                .await;
+        }
+        Ok(())
     }
 }

@@ -5,9 +5,14 @@
 //! needs a session in the practice named in the path: another practice's id is
 //! 404, as for one that does not exist, and a role that may not do the operation
 //! is 403. Errors are mapped from `IdentityError` in `api::identity`.
+//!
+//! Creating a client, adding a member or linking a guardian answers `202` with
+//! the same body whether or not the email had an account: a new account gets an
+//! activation token, an existing one an invitation its owner accepts from
+//! `/v1/me/invitations` (own-account operations: a person's session only).
 
 use chrono::NaiveDate;
-use identity::model::PracticeMember;
+use identity::model::{Invitation, PracticeMember};
 use identity::service::members::{Enrolled, NewClient, NewPerson};
 use kernel::{Actor, OrganisationId, Purpose, Role, Sensitive, UserId};
 use poem::Request;
@@ -17,7 +22,8 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::ApiTags;
-use crate::api::identity::{Created, Done, Found, UserView};
+use crate::api::account::Accepted;
+use crate::api::identity::{Done, Found, UserView};
 use crate::auth::{SessionAuth, context};
 use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
@@ -177,28 +183,61 @@ pub struct ActivationRequest {
     pub password: String,
 }
 
-/// The person an operation enrolled. For an account that already existed, only
-/// its id and the email typed are returned: its other fields are its owner's.
+/// What enrolling a person did, told the same way whether or not the email had
+/// an account (so the answer does not reveal it): a message went to the address,
+/// either an activation token (new account) or an invitation (existing account,
+/// which nothing changed). The person appears in `listMembers` once they hold a
+/// role here.
 #[derive(Debug, Object)]
 pub struct EnrolledView {
-    /// The account's id.
-    pub user_id: Uuid,
     /// The email, normalised.
     pub email: String,
-    /// Whether a new account was created (its activation token was sent); `false`
-    /// when an existing account was given the role and notified.
-    pub account_created: bool,
+    /// Always `notified`.
+    pub status: String,
 }
 
 impl From<&Enrolled> for EnrolledView {
     fn from(enrolled: &Enrolled) -> Self {
-        let user = enrolled.user();
         Self {
-            user_id: user.id.as_uuid(),
-            email: user.email.as_str().to_owned(),
-            account_created: matches!(enrolled, Enrolled::Created(_)),
+            email: enrolled.user().email.as_str().to_owned(),
+            status: "notified".to_owned(),
         }
     }
+}
+
+/// A practice's pending invitation to the caller.
+#[derive(Debug, Object)]
+pub struct InvitationView {
+    /// The invitation's id (accept it with `acceptInvitation`).
+    pub id: Uuid,
+    /// The practice inviting.
+    pub organisation_id: Uuid,
+    /// The role offered.
+    pub role: String,
+    /// The client whose guardian you are asked to be, if any.
+    #[oai(skip_serializing_if_is_none)]
+    pub guardian_of: Option<Uuid>,
+    /// When the practice invited you (UTC).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&Invitation> for InvitationView {
+    fn from(i: &Invitation) -> Self {
+        Self {
+            id: i.id,
+            organisation_id: i.organisation.as_uuid(),
+            role: i.role.as_str().to_owned(),
+            guardian_of: i.guardian_of.map(|minor| minor.as_uuid()),
+            created_at: i.created_at,
+        }
+    }
+}
+
+/// The caller's pending invitations, oldest first.
+#[derive(Debug, Object)]
+pub struct InvitationList {
+    /// The invitations.
+    pub items: Vec<InvitationView>,
 }
 
 /// A member of the practice with their roles in it.
@@ -262,7 +301,9 @@ fn position(organisation: OrganisationId, cursor: &str) -> Result<UserId, ApiErr
 impl PracticeApi {
     /// Create a client's own account in the practice (provider or org_admin). A
     /// new account gets an activation token by email; an email already
-    /// registered gets the `client` role here and a notice.
+    /// registered is invited instead (the role follows its owner's acceptance,
+    /// and the date of birth typed is not recorded on it). The answer is the
+    /// same either way.
     #[oai(
         path = "/organisations/:organisation_id/clients",
         method = "post",
@@ -274,7 +315,7 @@ impl PracticeApi {
         auth: SessionAuth,
         organisation_id: Path<Uuid>,
         body: Json<CreateClientRequest>,
-    ) -> Result<Created<EnrolledView>, ApiError> {
+    ) -> Result<Accepted<EnrolledView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
         let b = body.0;
         let enrolled = self
@@ -291,7 +332,7 @@ impl PracticeApi {
                 },
             )
             .await?;
-        Ok(Created::Created(Json((&enrolled).into())))
+        Ok(Accepted::Accepted(Json((&enrolled).into())))
     }
 
     /// Activate an account created for you, with the token from its email and a
@@ -322,10 +363,11 @@ impl PracticeApi {
         Ok(Done::NoContent)
     }
 
-    /// Link a guardian to a client of the practice (provider or org_admin): an
-    /// existing account, or a new one with its own activation token. The guardian
-    /// holds the `client` role in the practice to sign in; their consent is
-    /// recorded by the consent operations.
+    /// Link a guardian to a client whose home practice is this one (provider or
+    /// org_admin): a new account with its own activation token is linked at once;
+    /// an existing account is invited and linked when its owner accepts. The
+    /// answer is the same either way. The guardian holds the `client` role in the
+    /// practice to sign in; their consent is recorded by the consent operations.
     #[oai(
         path = "/organisations/:organisation_id/clients/:user_id/guardians",
         method = "post",
@@ -338,7 +380,7 @@ impl PracticeApi {
         organisation_id: Path<Uuid>,
         user_id: Path<Uuid>,
         body: Json<PersonRequest>,
-    ) -> Result<Created<EnrolledView>, ApiError> {
+    ) -> Result<Accepted<EnrolledView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
         let b = body.0;
         let enrolled = self
@@ -355,10 +397,10 @@ impl PracticeApi {
                 },
             )
             .await?;
-        Ok(Created::Created(Json((&enrolled).into())))
+        Ok(Accepted::Accepted(Json((&enrolled).into())))
     }
 
-    /// Report a client of the practice as under 13 (provider, org_admin or
+    /// Report a client whose home practice is this one as under 13 (provider, org_admin or
     /// privacy_officer): the account is frozen, its sessions end at once, and it
     /// is flagged for deletion (O1).
     #[oai(
@@ -386,7 +428,8 @@ impl PracticeApi {
     }
 
     /// Add a member with a role (org_admin). A new account gets an activation
-    /// token by email; an existing one gains the role and a notice.
+    /// token by email; an existing one is invited (the role follows its owner's
+    /// acceptance). The answer is the same either way.
     #[oai(
         path = "/organisations/:organisation_id/members",
         method = "post",
@@ -398,7 +441,7 @@ impl PracticeApi {
         auth: SessionAuth,
         organisation_id: Path<Uuid>,
         body: Json<AddMemberRequest>,
-    ) -> Result<Created<EnrolledView>, ApiError> {
+    ) -> Result<Accepted<EnrolledView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
         let b = body.0;
         let enrolled = self
@@ -415,7 +458,7 @@ impl PracticeApi {
                 b.role.into(),
             )
             .await?;
-        Ok(Created::Created(Json((&enrolled).into())))
+        Ok(Accepted::Accepted(Json((&enrolled).into())))
     }
 
     /// The practice's members with their roles (org_admin), paged by cursor.
@@ -533,6 +576,47 @@ impl PracticeApi {
                 OrganisationId::from_uuid(organisation_id.0),
                 UserId::from_uuid(user_id.0),
             )
+            .await?;
+        Ok(Done::NoContent)
+    }
+
+    /// Your pending invitations from practices (a person's session; an API key
+    /// is refused).
+    #[oai(
+        path = "/me/invitations",
+        method = "get",
+        operation_id = "listMyInvitations"
+    )]
+    async fn list_my_invitations(
+        &self,
+        req: &Request,
+        auth: SessionAuth,
+    ) -> Result<Found<InvitationList>, ApiError> {
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
+        let invitations = self.state.identity().my_invitations(&ctx).await?;
+        Ok(Found::Ok(Json(InvitationList {
+            items: invitations.iter().map(Into::into).collect(),
+        })))
+    }
+
+    /// Accept one of your pending invitations: the role (and guardianship) it
+    /// offers is yours from now on. Someone else's or an unknown invitation is
+    /// 404.
+    #[oai(
+        path = "/me/invitations/:invitation_id/acceptance",
+        method = "post",
+        operation_id = "acceptInvitation"
+    )]
+    async fn accept_invitation(
+        &self,
+        req: &Request,
+        auth: SessionAuth,
+        invitation_id: Path<Uuid>,
+    ) -> Result<Done, ApiError> {
+        let ctx = auth.person_context(&self.state, req, Purpose::Operations)?;
+        self.state
+            .identity()
+            .accept_invitation(&ctx, invitation_id.0)
             .await?;
         Ok(Done::NoContent)
     }

@@ -30,7 +30,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::accounts::people::{birth_date, deletion_flag, guardianship};
+use super::accounts::people::{birth_date, deletion_flag, guardianship, invitation};
 use super::accounts::{NAME_FIELD, PHONE_FIELD};
 use super::credentials::{email_change, mfa_credential, recovery_code};
 use super::entity::{
@@ -364,6 +364,15 @@ async fn erase_in(
         delete_reporting::<outbox::Entity, _>(
             txn,
             sea_orm::Condition::all().add(outbox::Column::UserId.eq(id)),
+            |row| row.id,
+        )
+        .await?,
+    );
+    deleted(
+        "invitation",
+        delete_reporting::<invitation::Entity, _>(
+            txn,
+            sea_orm::Condition::all().add(invitation::Column::UserId.eq(id)),
             |row| row.id,
         )
         .await?,

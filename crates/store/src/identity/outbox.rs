@@ -171,7 +171,8 @@ impl Notifier for OutboxNotifier {
             | NoticeKind::AccountDisabled
             | NoticeKind::AccountEnabled
             | NoticeKind::GuardianLinked
-            | NoticeKind::DeletionRequested => None,
+            | NoticeKind::DeletionRequested
+            | NoticeKind::InvitedToPractice => None,
         };
         let row = outbox::ActiveModel {
             id: Set(id),

@@ -11,20 +11,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crypto::{FieldBinding, TokenHash};
 use identity::model::{
-    AccountStatus, DeletionFlag, Guardianship, Membership, PracticeMember, RoleRemoval,
+    AccountStatus, DeletionFlag, Guardianship, Invitation, Membership, PracticeMember, RoleRemoval,
     TokenPurpose, TokenRejection, User,
 };
 use identity::ports::{NewAccount, PeopleRepository, RepositoryError};
 use identity::values::DateOfBirth;
 use kernel::{OrganisationId, Role, UserId};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::super::entity::{membership, one_time_token, organisation, session, user};
+use super::super::entity::{
+    account_deletion_request, membership, one_time_token, organisation, session, user,
+};
 use super::{
     SeaOrmIdentityRepository, corrupt, membership_row, role_rank, stored, token_row, unavailable,
     user_insert_error, utc,
@@ -110,6 +112,124 @@ pub(in crate::identity) mod deletion_flag {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(in crate::identity) mod invitation {
+    //! `invitations`: a practice's invitation to an existing account.
+    use sea_orm::entity::prelude::*;
+
+    /// One invitation.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "invitations")]
+    pub struct Model {
+        /// Its id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// The person invited.
+        pub user_id: Uuid,
+        /// The practice inviting.
+        pub organisation_id: Uuid,
+        /// The role offered.
+        pub role: String,
+        /// The minor whose guardian they are asked to be.
+        pub guardian_of: Option<Uuid>,
+        /// Who invited them.
+        pub invited_by: Uuid,
+        /// When.
+        pub created_at: DateTimeWithTimeZone,
+        /// When accepted.
+        pub accepted_at: Option<DateTimeWithTimeZone>,
+        /// When declined.
+        pub declined_at: Option<DateTimeWithTimeZone>,
+    }
+
+    /// No relations are navigated.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An invitation from its row.
+fn invitation_of(row: invitation::Model) -> Result<Invitation, RepositoryError> {
+    Ok(Invitation {
+        id: row.id,
+        user: UserId::from_uuid(row.user_id),
+        organisation: OrganisationId::from_uuid(row.organisation_id),
+        role: Role::parse(&row.role).ok_or_else(|| corrupt("invitations"))?,
+        guardian_of: row.guardian_of.map(UserId::from_uuid),
+        invited_by: UserId::from_uuid(row.invited_by),
+        created_at: utc(row.created_at),
+        accepted_at: row.accepted_at.map(utc),
+        declined_at: row.declined_at.map(utc),
+    })
+}
+
+/// Marks `user`'s pending invitation `id` accepted and creates what it offers;
+/// `None` when there is no such pending invitation.
+async fn accept_in(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<Invitation>, RepositoryError> {
+    // One conditional UPDATE: of two concurrent acceptances, one matches.
+    let accepted = invitation::Entity::update_many()
+        .col_expr(invitation::Column::AcceptedAt, Expr::value(stored(at)))
+        .filter(invitation::Column::Id.eq(id))
+        .filter(invitation::Column::UserId.eq(user.as_uuid()))
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .filter(invitation::Column::DeclinedAt.is_null())
+        .exec(txn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected;
+    if accepted != 1 {
+        return Ok(None);
+    }
+    let row = invitation::Entity::find_by_id(id)
+        .one(txn)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| corrupt("invitations"))?;
+    let invitation = invitation_of(row)?;
+    let held = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user.as_uuid()))
+        .filter(membership::Column::OrganisationId.eq(invitation.organisation.as_uuid()))
+        .filter(membership::Column::Role.eq(invitation.role.as_str()))
+        .one(txn)
+        .await
+        .map_err(unavailable)?;
+    if held.is_none() {
+        membership::Entity::insert(membership_row(&Membership {
+            user,
+            organisation: invitation.organisation,
+            role: invitation.role,
+            created_at: at,
+        }))
+        .exec_without_returning(txn)
+        .await
+        .map_err(unavailable)?;
+    }
+    if let Some(minor) = invitation.guardian_of {
+        let linked = guardianship::Entity::find_by_id((minor.as_uuid(), user.as_uuid()))
+            .one(txn)
+            .await
+            .map_err(unavailable)?;
+        if linked.is_none() {
+            guardianship::Entity::insert(guardianship_row(&Guardianship {
+                minor,
+                guardian: user,
+                organisation: invitation.organisation,
+                linked_by: invitation.invited_by,
+                linked_at: at,
+            }))
+            .exec_without_returning(txn)
+            .await
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(Some(invitation))
 }
 
 /// `Duplicate` for any unique violation (a primary key held already), else
@@ -471,8 +591,20 @@ impl PeopleRepository for SeaOrmIdentityRepository {
     }
 
     async fn has_guardian(&self, minor: UserId) -> Result<bool, RepositoryError> {
+        // Only a guardian linked by the minor's home practice counts.
+        let home: Option<Uuid> = user::Entity::find_by_id(minor.as_uuid())
+            .select_only()
+            .column(user::Column::HomeOrganisationId)
+            .into_tuple()
+            .one(self.db.connection())
+            .await
+            .map_err(unavailable)?;
+        let Some(home) = home else {
+            return Ok(false);
+        };
         Ok(guardianship::Entity::find()
             .filter(guardianship::Column::MinorId.eq(minor.as_uuid()))
+            .filter(guardianship::Column::OrganisationId.eq(home))
             .limit(1)
             .one(self.db.connection())
             .await
@@ -555,6 +687,14 @@ impl PeopleRepository for SeaOrmIdentityRepository {
     }
 
     async fn enable(&self, user: UserId) -> Result<bool, RepositoryError> {
+        // One conditional UPDATE: never an account whose owner asked for its
+        // deletion (that also disables it), even if they ask meanwhile.
+        let open_request = account_deletion_request::Entity::find()
+            .select_only()
+            .column(account_deletion_request::Column::Id)
+            .filter(account_deletion_request::Column::UserId.eq(user.as_uuid()))
+            .filter(account_deletion_request::Column::Status.eq("received"))
+            .into_query();
         Ok(user::Entity::update_many()
             .col_expr(
                 user::Column::Status,
@@ -562,6 +702,7 @@ impl PeopleRepository for SeaOrmIdentityRepository {
             )
             .filter(user::Column::Id.eq(user.as_uuid()))
             .filter(user::Column::Status.eq(AccountStatus::Disabled.as_str()))
+            .filter(Expr::exists(open_request).not())
             .exec(self.db.connection())
             .await
             .map_err(unavailable)?
@@ -580,6 +721,85 @@ impl PeopleRepository for SeaOrmIdentityRepository {
                 reported_by: UserId::from_uuid(row.reported_by),
                 flagged_at: utc(row.flagged_at),
             }))
+    }
+
+    async fn invite(&self, invitation: &Invitation) -> Result<(), RepositoryError> {
+        let conn = self.db.connection();
+        let mut pending = invitation::Entity::find()
+            .filter(invitation::Column::UserId.eq(invitation.user.as_uuid()))
+            .filter(invitation::Column::OrganisationId.eq(invitation.organisation.as_uuid()))
+            .filter(invitation::Column::Role.eq(invitation.role.as_str()))
+            .filter(invitation::Column::AcceptedAt.is_null())
+            .filter(invitation::Column::DeclinedAt.is_null());
+        pending = match invitation.guardian_of {
+            Some(minor) => pending.filter(invitation::Column::GuardianOf.eq(minor.as_uuid())),
+            None => pending.filter(invitation::Column::GuardianOf.is_null()),
+        };
+        if pending.one(conn).await.map_err(unavailable)?.is_some() {
+            return Ok(());
+        }
+        invitation::Entity::insert(invitation::ActiveModel {
+            id: Set(invitation.id),
+            user_id: Set(invitation.user.as_uuid()),
+            organisation_id: Set(invitation.organisation.as_uuid()),
+            role: Set(invitation.role.as_str().to_owned()),
+            guardian_of: Set(invitation.guardian_of.map(|minor| minor.as_uuid())),
+            invited_by: Set(invitation.invited_by.as_uuid()),
+            created_at: Set(stored(invitation.created_at)),
+            accepted_at: Set(invitation.accepted_at.map(stored)),
+            declined_at: Set(invitation.declined_at.map(stored)),
+        })
+        .exec_without_returning(conn)
+        .await
+        .map(drop)
+        .map_err(duplicate_or_unavailable)
+    }
+
+    async fn invitations(&self, user: UserId) -> Result<Vec<Invitation>, RepositoryError> {
+        invitation::Entity::find()
+            .filter(invitation::Column::UserId.eq(user.as_uuid()))
+            .order_by_asc(invitation::Column::CreatedAt)
+            .order_by_asc(invitation::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(invitation_of)
+            .collect()
+    }
+
+    async fn accept_invitation(
+        &self,
+        user: UserId,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, RepositoryError> {
+        self.in_transaction(async |txn| accept_in(txn, user, id, at).await)
+            .await
+    }
+
+    async fn disable(&self, user: UserId, at: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        self.in_transaction(async |txn| {
+            // Only an active account: a pending one (perhaps a child's, awaiting
+            // a guardian) or a frozen one is never turned into a disabled one.
+            let changed = user::Entity::update_many()
+                .col_expr(
+                    user::Column::Status,
+                    Expr::value(AccountStatus::Disabled.as_str()),
+                )
+                .filter(user::Column::Id.eq(user.as_uuid()))
+                .filter(user::Column::Status.eq(AccountStatus::Active.as_str()))
+                .exec(txn)
+                .await
+                .map_err(unavailable)?
+                .rows_affected
+                == 1;
+            if changed {
+                suspend_in(txn, user, AccountStatus::Disabled, at, None).await?;
+            }
+            Ok(changed)
+        })
+        .await
     }
 }
 

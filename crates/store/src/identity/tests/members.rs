@@ -2,8 +2,8 @@
 //! activation, the last org admin under concurrency, and suspension ending
 //! sessions with the status in one transaction.
 
-use identity::model::{DeletionFlag, Guardianship, RoleRemoval};
-use identity::ports::{NewAccount, PeopleRepository};
+use identity::model::{DeletionFlag, Guardianship, Invitation, RoleRemoval};
+use identity::ports::{AccountRepository, NewAccount, PeopleRepository};
 use identity::values::DateOfBirth;
 
 use super::*;
@@ -12,6 +12,7 @@ on_both_databases!(
     a_created_account_keeps_its_birth_date_sealed_and_activates_once,
     two_admins_removing_each_other_leave_one,
     suspending_ends_sessions_and_a_second_flag_changes_nothing,
+    only_the_home_practices_guardian_counts_and_invitations_are_accepted_once_and_erased,
 );
 
 /// A client account in `practice`, born on `born`, pending activation.
@@ -350,6 +351,124 @@ async fn suspending_ends_sessions_and_a_second_flag_changes_nothing(test_db: Tes
     assert_eq!(
         world.accounts.deletion_flag(user).await.expect("reads"),
         Some(flag)
+    );
+    world.drop().await;
+}
+
+async fn only_the_home_practices_guardian_counts_and_invitations_are_accepted_once_and_erased(
+    test_db: TestDatabase,
+) {
+    let world = World::new(test_db).await;
+    let home = world.practice("home@example.com").await;
+    let other = world.practice("other@example.com").await;
+    let (account, _) = client_account(&home, "minor@example.com", "2020-01-01");
+    let minor = account.user.id;
+    world
+        .accounts
+        .create_account(&account)
+        .await
+        .expect("stores");
+
+    // A guardianship recorded by another practice does not count.
+    let mut link = Guardianship {
+        minor,
+        guardian: other.user.id,
+        organisation: other.organisation.id,
+        linked_by: other.user.id,
+        linked_at: now(),
+    };
+    world.accounts.link_guardian(&link).await.expect("links");
+    assert!(!world.accounts.has_guardian(minor).await.expect("reads"));
+    link.guardian = home.user.id;
+    link.organisation = home.organisation.id;
+    world.accounts.link_guardian(&link).await.expect("links");
+    assert!(world.accounts.has_guardian(minor).await.expect("reads"));
+
+    // An invitation to `other`'s owner: nothing changes until they accept it.
+    let invitation = Invitation {
+        id: Uuid::now_v7(),
+        user: other.user.id,
+        organisation: home.organisation.id,
+        role: Role::Client,
+        guardian_of: Some(minor),
+        invited_by: home.user.id,
+        created_at: now(),
+        accepted_at: None,
+        declined_at: None,
+    };
+    world.accounts.invite(&invitation).await.expect("invites");
+    // The same pending invitation again stores nothing new.
+    let again = Invitation {
+        id: Uuid::now_v7(),
+        ..invitation
+    };
+    world.accounts.invite(&again).await.expect("invites");
+    assert_eq!(
+        world
+            .accounts
+            .invitations(other.user.id)
+            .await
+            .expect("reads"),
+        vec![invitation]
+    );
+    let roles_before = world
+        .accounts
+        .memberships(other.user.id)
+        .await
+        .expect("reads");
+    assert!(
+        !roles_before
+            .iter()
+            .any(|m| m.organisation == home.organisation.id)
+    );
+    // Someone else cannot accept it; its owner can, once.
+    assert_eq!(
+        world
+            .accounts
+            .accept_invitation(home.user.id, invitation.id, now())
+            .await
+            .expect("reads"),
+        None
+    );
+    let accepted = world
+        .accounts
+        .accept_invitation(other.user.id, invitation.id, now())
+        .await
+        .expect("accepts")
+        .expect("pending");
+    assert_eq!(accepted.id, invitation.id);
+    assert_eq!(
+        world
+            .accounts
+            .accept_invitation(other.user.id, invitation.id, now())
+            .await
+            .expect("reads"),
+        None
+    );
+    let roles = world
+        .accounts
+        .memberships(other.user.id)
+        .await
+        .expect("reads");
+    assert!(
+        roles
+            .iter()
+            .any(|m| m.organisation == home.organisation.id && m.role == Role::Client)
+    );
+    // The guardianship it offered was already linked by another practice and
+    // stays as it was (one row per minor and guardian).
+    assert!(world.accounts.has_guardian(minor).await.expect("reads"));
+
+    // Erasing the invitee deletes their invitations, reported as `invitation`.
+    let erasure = world.accounts.erase(other.user.id).await.expect("erases");
+    assert!(erasure.deleted.contains(&("invitation", invitation.id)));
+    assert!(
+        world
+            .accounts
+            .invitations(other.user.id)
+            .await
+            .expect("reads")
+            .is_empty()
     );
     world.drop().await;
 }

@@ -114,6 +114,13 @@ pub fn context(
     )
 }
 
+/// The context of a public operation (sign-up, sign-in, token redemption): no
+/// caller yet, no practice, for running the service.
+#[must_use]
+pub fn anonymous_context(state: &AppState, req: &Request) -> RequestContext {
+    context(state, req, Actor::Anonymous, None, Purpose::Operations)
+}
+
 impl SessionAuth {
     /// The context of this authenticated request.
     #[must_use]

@@ -10,7 +10,7 @@ use identity::profile::{
     Units,
 };
 use identity::values::{PersonName, Phone, Profession};
-use kernel::{Actor, PersonalData as _, Purpose, Sensitive};
+use kernel::{PersonalData as _, Purpose, Sensitive};
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::api::ApiTags;
 use crate::api::identity::Found;
-use crate::auth::{SessionAuth, context};
+use crate::auth::{SessionAuth, anonymous_context};
 use crate::problem::{ApiError, Problem, ProblemKind};
 use crate::state::AppState;
 
@@ -490,13 +490,7 @@ impl AccountApi {
         req: &Request,
         body: Json<VerificationRequest>,
     ) -> Result<AcceptedEmpty, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         self.state
             .identity()
             .resend_verification(&ctx, &body.0.email)

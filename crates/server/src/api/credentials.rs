@@ -9,7 +9,7 @@
 //! by design (the token, or the email's owner, is the proof).
 
 use identity::{OrganisationChanges, SecondFactor};
-use kernel::{Actor, OrganisationId, Purpose, Sensitive};
+use kernel::{OrganisationId, Purpose, Sensitive};
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::api::ApiTags;
 use crate::api::identity::{Created, Done, Found, OrganisationView, TokenRequest};
-use crate::auth::{SessionAuth, context};
+use crate::auth::{SessionAuth, anonymous_context};
 use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
@@ -364,13 +364,7 @@ impl CredentialsApi {
         req: &Request,
         body: Json<TokenRequest>,
     ) -> Result<Done, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         self.state
             .identity()
             .confirm_email_change(&ctx, &Sensitive::new(body.0.token))
@@ -390,13 +384,7 @@ impl CredentialsApi {
         req: &Request,
         body: Json<PasswordResetRequest>,
     ) -> Result<Accepted, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         self.state
             .identity()
             .request_password_reset(&ctx, &body.0.email)?;
@@ -415,13 +403,7 @@ impl CredentialsApi {
         req: &Request,
         body: Json<PasswordResetConfirmation>,
     ) -> Result<Done, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         let b = body.0;
         self.state
             .identity()

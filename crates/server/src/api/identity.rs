@@ -16,7 +16,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::ApiTags;
-use crate::auth::{SessionAuth, context};
+use crate::auth::{SessionAuth, anonymous_context};
 use crate::problem::{ApiError, Problem, ProblemKind};
 use crate::state::AppState;
 
@@ -485,13 +485,7 @@ impl IdentityApi {
         req: &Request,
         body: Json<SignUpRequest>,
     ) -> Result<Created<SignedUp>, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         let b = body.0;
         let (organisation, user) = self
             .state
@@ -526,13 +520,7 @@ impl IdentityApi {
         req: &Request,
         body: Json<TokenRequest>,
     ) -> Result<Done, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         self.state
             .identity()
             .verify_email(&ctx, &Sensitive::new(body.0.token))
@@ -548,13 +536,7 @@ impl IdentityApi {
         req: &Request,
         body: Json<SignInRequest>,
     ) -> Result<Created<SessionCreated>, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         let b = body.0;
         let signed_in = self
             .state

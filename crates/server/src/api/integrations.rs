@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::api::ApiTags;
 use crate::api::identity::{Created, Done, Found, UserView};
-use crate::auth::{SessionAuth, context};
+use crate::auth::{SessionAuth, anonymous_context};
 use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
@@ -338,13 +338,7 @@ impl IntegrationsApi {
         req: &Request,
         body: Json<OperatorSignInRequest>,
     ) -> Result<Created<OperatorSessionCreated>, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         let b = body.0;
         let signed_in = self
             .state

@@ -14,7 +14,7 @@
 use chrono::NaiveDate;
 use identity::model::{Invitation, PracticeMember};
 use identity::service::members::{Enrolled, NewClient, NewPerson};
-use kernel::{Actor, OrganisationId, Purpose, Role, Sensitive, UserId};
+use kernel::{OrganisationId, Purpose, Role, Sensitive, UserId};
 use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::api::ApiTags;
 use crate::api::account::Accepted;
 use crate::api::identity::{Done, Found, UserView};
-use crate::auth::{SessionAuth, context};
+use crate::auth::{SessionAuth, anonymous_context};
 use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
@@ -348,13 +348,7 @@ impl PracticeApi {
         req: &Request,
         body: Json<ActivationRequest>,
     ) -> Result<Done, ApiError> {
-        let ctx = context(
-            &self.state,
-            req,
-            Actor::Anonymous,
-            None,
-            Purpose::Operations,
-        );
+        let ctx = anonymous_context(&self.state, req);
         let b = body.0;
         self.state
             .identity()

@@ -21,7 +21,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entity::{membership, one_time_token, organisation, user};
-use super::{corrupt, stored, stored_opt, unavailable, utc, utc_opt};
+use super::{corrupt, in_transaction, stored, stored_opt, unavailable, utc, utc_opt};
 use crate::Database;
 
 pub(super) mod people;
@@ -132,16 +132,7 @@ impl SeaOrmIdentityRepository {
             memberships: practice.memberships.iter().map(membership_row).collect(),
             token: token_row(&practice.verification),
         };
-        let txn = self.db.connection().begin().await.map_err(unavailable)?;
-        match insert_practice(&txn, rows).await {
-            Ok(()) => txn.commit().await.map_err(unavailable),
-            Err(err) => {
-                // The insert's error is the one to report; a failed rollback only
-                // means the connection is gone, which rolls back too.
-                let _ = txn.rollback().await;
-                Err(err)
-            }
-        }
+        in_transaction(&self.db, async |txn| insert_practice(txn, rows).await).await
     }
 
     /// [`IdentityRepository::create_practice`] without the early email check, as

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::accounts::{EMAIL_FIELD, EMAIL_INDEX};
 use super::entity::{one_time_token, organisation, session, user};
-use super::{corrupt, stored, unavailable, utc_opt};
+use super::{corrupt, finish, stored, unavailable, utc_opt};
 use crate::Database;
 
 /// Field binding of the sealed TOTP secret.
@@ -123,23 +123,6 @@ pub struct SeaOrmCredentialRepository {
     db: Database,
     keyring: Keyring,
     indexer: BlindIndexer,
-}
-
-/// Rolls back on error, commits on success; the operation's error is the one kept.
-async fn finish<T>(
-    txn: DatabaseTransaction,
-    outcome: Result<T, RepositoryError>,
-) -> Result<T, RepositoryError> {
-    match outcome {
-        Ok(value) => {
-            txn.commit().await.map_err(unavailable)?;
-            Ok(value)
-        }
-        Err(err) => {
-            let _ = txn.rollback().await;
-            Err(err)
-        }
-    }
 }
 
 fn code_rows(

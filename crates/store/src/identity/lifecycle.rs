@@ -12,9 +12,6 @@
 //! derived from the master key, as a UUIDv8), the same for every event of the
 //! person, so a pattern of attack stays visible without naming anyone.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use crypto::FieldBinding;
@@ -26,7 +23,7 @@ use kernel::{SubjectId, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -38,7 +35,9 @@ use super::entity::{
     user_preference, user_profile,
 };
 use super::integrations::{operator_session, platform_operator};
-use super::{SeaOrmIdentityRepository, sessions, stored, unavailable, utc, utc_opt};
+use super::{
+    SeaOrmIdentityRepository, in_transaction, sessions, stored, unavailable, utc, utc_opt,
+};
 
 /// The status of a deletion request until the rights engine answers it.
 const RECEIVED: &str = "received";
@@ -68,30 +67,6 @@ impl SeaOrmIdentityRepository {
             .index(ERASED_EMAIL_INDEX, &user.as_uuid().to_string())
             .as_bytes()
             .to_vec()
-    }
-}
-
-async fn in_transaction<T, F>(
-    repo: &SeaOrmIdentityRepository,
-    work: F,
-) -> Result<T, RepositoryError>
-where
-    F: for<'t> FnOnce(
-        &'t DatabaseTransaction,
-    ) -> Pin<Box<dyn Future<Output = Result<T, RepositoryError>> + Send + 't>>,
-{
-    let txn = repo.db.connection().begin().await.map_err(unavailable)?;
-    match work(&txn).await {
-        Ok(value) => {
-            txn.commit().await.map_err(unavailable)?;
-            Ok(value)
-        }
-        Err(err) => {
-            // The work's error is the one to report; a failed rollback only means
-            // the connection is gone, which rolls back too.
-            let _ = txn.rollback().await;
-            Err(err)
-        }
     }
 }
 
@@ -163,30 +138,28 @@ impl AccountRepository for SeaOrmIdentityRepository {
         };
         let user_id = request.user.as_uuid();
         let at = stored(request.requested_at);
-        in_transaction(self, move |txn| {
-            Box::pin(async move {
-                account_deletion_request::Entity::insert(row)
-                    .exec_without_returning(txn)
-                    .await
-                    .map_err(unavailable)?;
-                user::Entity::update_many()
-                    .col_expr(
-                        user::Column::Status,
-                        Expr::value(AccountStatus::Disabled.as_str()),
-                    )
-                    .filter(user::Column::Id.eq(user_id))
-                    .exec(txn)
-                    .await
-                    .map_err(unavailable)?;
-                session::Entity::update_many()
-                    .col_expr(session::Column::RevokedAt, Expr::value(at))
-                    .filter(session::Column::UserId.eq(user_id))
-                    .filter(session::Column::RevokedAt.is_null())
-                    .exec(txn)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(())
-            })
+        in_transaction(&self.db, async |txn| {
+            account_deletion_request::Entity::insert(row)
+                .exec_without_returning(txn)
+                .await
+                .map_err(unavailable)?;
+            user::Entity::update_many()
+                .col_expr(
+                    user::Column::Status,
+                    Expr::value(AccountStatus::Disabled.as_str()),
+                )
+                .filter(user::Column::Id.eq(user_id))
+                .exec(txn)
+                .await
+                .map_err(unavailable)?;
+            session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(at))
+                .filter(session::Column::UserId.eq(user_id))
+                .filter(session::Column::RevokedAt.is_null())
+                .exec(txn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }
@@ -289,8 +262,8 @@ impl AccountRepository for SeaOrmIdentityRepository {
         let id = user.as_uuid();
         let pseudonym = self.pseudonym(user);
         let fresh_index = self.erased_email_index(user);
-        in_transaction(self, move |txn| {
-            Box::pin(async move { erase_in(txn, id, pseudonym, fresh_index).await })
+        in_transaction(&self.db, async |txn| {
+            erase_in(txn, id, pseudonym, fresh_index).await
         })
         .await
     }

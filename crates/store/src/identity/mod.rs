@@ -31,6 +31,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
 use identity::ports::RepositoryError;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 pub use accounts::SeaOrmIdentityRepository;
 pub use credentials::SeaOrmCredentialRepository;
@@ -39,6 +40,36 @@ pub use integrations::{SeaOrmApiKeyRepository, SeaOrmOperatorRepository};
 pub use outbox::OutboxNotifier;
 pub use profiles::SeaOrmProfileRepository;
 pub use sessions::SeaOrmSessionRepository;
+
+/// Commits `txn` when `work` succeeded, else rolls it back and reports the work's
+/// error (a failed rollback only means the connection is gone, which rolls back
+/// too).
+async fn finish<T>(
+    txn: DatabaseTransaction,
+    work: Result<T, RepositoryError>,
+) -> Result<T, RepositoryError> {
+    match work {
+        Ok(value) => {
+            txn.commit().await.map_err(unavailable)?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = txn.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// Runs `work` in one transaction on `db`: committed when it succeeds, rolled back
+/// when it fails.
+async fn in_transaction<T>(
+    db: &crate::Database,
+    work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, RepositoryError>,
+) -> Result<T, RepositoryError> {
+    let txn = db.connection().begin().await.map_err(unavailable)?;
+    let result = work(&txn).await;
+    finish(txn, result).await
+}
 
 /// Any failure but a broken unique rule.
 fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> RepositoryError {

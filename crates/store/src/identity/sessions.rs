@@ -8,12 +8,10 @@ use identity::model::{Session, SessionId};
 use identity::ports::{RepositoryError, SessionRepository};
 use kernel::{OrganisationId, UserId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entity::session::{ActiveModel, Column, Entity, Model};
-use super::{address, hash_bytes, stored, stored_opt, unavailable, utc, utc_opt};
+use super::{address, hash_bytes, in_transaction, stored, stored_opt, unavailable, utc, utc_opt};
 use crate::Database;
 
 const TABLE: &str = "sessions";
@@ -117,37 +115,25 @@ impl SessionRepository for SeaOrmSessionRepository {
         use super::integrations::operator_session;
         let at = stored(at);
         // Member and operator sessions alike: "end every session" leaves none.
-        let txn = self.db.connection().begin().await.map_err(unavailable)?;
-        let ended = async {
+        in_transaction(&self.db, async |txn| {
             let members = Entity::update_many()
                 .col_expr(Column::RevokedAt, Expr::value(at))
                 .filter(Column::UserId.eq(user.as_uuid()))
                 .filter(Column::RevokedAt.is_null())
                 .filter(Column::ExpiresAt.gt(at))
-                .exec(&txn)
+                .exec(txn)
                 .await
                 .map_err(unavailable)?;
             let operators = operator_session::Entity::update_many()
                 .col_expr(operator_session::Column::RevokedAt, Expr::value(at))
                 .filter(operator_session::Column::UserId.eq(user.as_uuid()))
                 .filter(operator_session::Column::RevokedAt.is_null())
-                .exec(&txn)
+                .exec(txn)
                 .await
                 .map_err(unavailable)?;
-            Ok::<_, RepositoryError>(members.rows_affected + operators.rows_affected)
-        }
-        .await;
-        match ended {
-            Ok(ended) => {
-                txn.commit().await.map_err(unavailable)?;
-                Ok(ended)
-            }
-            Err(err) => {
-                // The update's error is the one to report.
-                let _ = txn.rollback().await;
-                Err(err)
-            }
-        }
+            Ok(members.rows_affected + operators.rows_affected)
+        })
+        .await
     }
 
     async fn live_sessions(

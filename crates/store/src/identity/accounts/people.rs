@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::super::entity::{
     account_deletion_request, membership, one_time_token, organisation, session, user,
 };
+use super::super::in_transaction;
 use super::{
     SeaOrmIdentityRepository, corrupt, membership_row, role_rank, stored, token_row, unavailable,
     user_insert_error, utc,
@@ -241,25 +242,6 @@ fn duplicate_or_unavailable(err: DbErr) -> RepositoryError {
     }
 }
 
-/// Commits `txn` when `work` succeeded, else rolls it back and reports the
-/// work's error (a failed rollback only means the connection is gone, which
-/// rolls back too).
-async fn finish<T>(
-    txn: DatabaseTransaction,
-    work: Result<T, RepositoryError>,
-) -> Result<T, RepositoryError> {
-    match work {
-        Ok(value) => {
-            txn.commit().await.map_err(unavailable)?;
-            Ok(value)
-        }
-        Err(err) => {
-            let _ = txn.rollback().await;
-            Err(err)
-        }
-    }
-}
-
 /// Why a token that did not redeem was refused, from its row.
 fn rejection(
     row: Option<one_time_token::Model>,
@@ -428,15 +410,6 @@ impl SeaOrmIdentityRepository {
             recorded_at: Set(stored(at)),
         })
     }
-
-    async fn in_transaction<T>(
-        &self,
-        work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, RepositoryError>,
-    ) -> Result<T, RepositoryError> {
-        let txn = self.db.connection().begin().await.map_err(unavailable)?;
-        let result = work(&txn).await;
-        finish(txn, result).await
-    }
 }
 
 #[async_trait]
@@ -466,8 +439,7 @@ impl PeopleRepository for SeaOrmIdentityRepository {
             guardianship: account.guardianship.as_ref().map(guardianship_row),
             token: token_row(&account.activation),
         };
-        self.in_transaction(async |txn| insert_account(txn, rows).await)
-            .await
+        in_transaction(&self.db, async |txn| insert_account(txn, rows).await).await
     }
 
     async fn grant_role(&self, membership: &Membership) -> Result<(), RepositoryError> {
@@ -641,7 +613,7 @@ impl PeopleRepository for SeaOrmIdentityRepository {
     ) -> Result<Result<UserId, TokenRejection>, RepositoryError> {
         let key = hash.as_bytes().to_vec();
         let password_hash = password_hash.to_owned();
-        self.in_transaction(async |txn| {
+        in_transaction(&self.db, async |txn| {
             let at = stored(now);
             // One conditional UPDATE: of two concurrent activations, one matches.
             let redeemed = one_time_token::Entity::update_many()
@@ -682,8 +654,10 @@ impl PeopleRepository for SeaOrmIdentityRepository {
         flag: Option<&DeletionFlag>,
     ) -> Result<u64, RepositoryError> {
         let flag = flag.copied();
-        self.in_transaction(async |txn| suspend_in(txn, user, status, at, flag.as_ref()).await)
-            .await
+        in_transaction(&self.db, async |txn| {
+            suspend_in(txn, user, status, at, flag.as_ref()).await
+        })
+        .await
     }
 
     async fn enable(&self, user: UserId) -> Result<bool, RepositoryError> {
@@ -774,12 +748,11 @@ impl PeopleRepository for SeaOrmIdentityRepository {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<Invitation>, RepositoryError> {
-        self.in_transaction(async |txn| accept_in(txn, user, id, at).await)
-            .await
+        in_transaction(&self.db, async |txn| accept_in(txn, user, id, at).await).await
     }
 
     async fn disable(&self, user: UserId, at: DateTime<Utc>) -> Result<bool, RepositoryError> {
-        self.in_transaction(async |txn| {
+        in_transaction(&self.db, async |txn| {
             // Only an active account: a pending one (perhaps a child's, awaiting
             // a guardian) or a frozen one is never turned into a disabled one.
             let changed = user::Entity::update_many()

@@ -258,8 +258,9 @@ fn token_row(token: &OneTimeToken) -> one_time_token::ActiveModel {
     }
 }
 
-/// A failed `users` insert: `Duplicate` only for the email's unique index.
-fn user_insert_error(err: DbErr) -> RepositoryError {
+/// A failed `users` insert or update: `Duplicate` only for the email's unique
+/// index (an address already registered), anything else `Unavailable`.
+pub(super) fn email_taken_or_unavailable(err: DbErr) -> RepositoryError {
     match err.sql_err() {
         // SQLite names the column (`users.email_index`), PostgreSQL the index
         // (`users_email_index`).
@@ -289,7 +290,7 @@ async fn insert_practice(
     user::Entity::insert(rows.user)
         .exec_without_returning(txn)
         .await
-        .map_err(user_insert_error)?;
+        .map_err(email_taken_or_unavailable)?;
     if !rows.memberships.is_empty() {
         membership::Entity::insert_many(rows.memberships)
             .exec_without_returning(txn)

@@ -20,12 +20,12 @@ use identity::values::Email;
 use kernel::{OrganisationId, SubjectId, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::accounts::{EMAIL_FIELD, EMAIL_INDEX};
+use super::accounts::{EMAIL_FIELD, EMAIL_INDEX, email_taken_or_unavailable};
 use super::entity::{one_time_token, organisation, session, user};
 use super::{corrupt, finish, stored, unavailable, utc_opt};
 use crate::Database;
@@ -285,16 +285,6 @@ async fn end_credential_grants(
     Ok(sessions.exec(txn).await.map_err(unavailable)?.rows_affected)
 }
 
-/// A failed `users` update: `Duplicate` only for the email's unique index.
-fn email_update_error(err: DbErr) -> RepositoryError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email_index") => {
-            RepositoryError::Duplicate
-        }
-        _ => unavailable(err),
-    }
-}
-
 fn step_column(step: u64) -> Result<i64, RepositoryError> {
     i64::try_from(step).map_err(|_| corrupt("mfa_credentials"))
 }
@@ -382,7 +372,7 @@ impl SeaOrmCredentialRepository {
             .filter(user::Column::Id.eq(user))
             .exec(txn)
             .await
-            .map_err(email_update_error)?;
+            .map_err(email_taken_or_unavailable)?;
         email_change::Entity::delete_by_id(token.as_bytes().to_vec())
             .exec(txn)
             .await

@@ -29,8 +29,8 @@ use super::super::entity::{
 };
 use super::super::in_transaction;
 use super::{
-    SeaOrmIdentityRepository, corrupt, membership_row, role_rank, stored, token_row, unavailable,
-    user_insert_error, utc,
+    SeaOrmIdentityRepository, corrupt, email_taken_or_unavailable, membership_row, role_rank,
+    stored, token_row, unavailable, utc,
 };
 
 /// Field binding of the sealed date of birth.
@@ -273,7 +273,7 @@ async fn insert_account(
     user::Entity::insert(rows.user)
         .exec_without_returning(txn)
         .await
-        .map_err(user_insert_error)?;
+        .map_err(email_taken_or_unavailable)?;
     if !rows.memberships.is_empty() {
         membership::Entity::insert_many(rows.memberships)
             .exec_without_returning(txn)

@@ -266,12 +266,6 @@ pub trait PeopleRepository: Send + Sync + 'static {
     /// [`RepositoryError::Duplicate`] when the email is registered.
     async fn create_account(&self, account: &NewAccount) -> Result<(), RepositoryError>;
 
-    /// Gives a person a role.
-    ///
-    /// # Errors
-    /// [`RepositoryError::Duplicate`] when they already hold it.
-    async fn grant_role(&self, membership: &Membership) -> Result<(), RepositoryError>;
-
     /// Takes a role from a person, atomically refusing to take the practice's
     /// last `org_admin`.
     async fn remove_role(
@@ -292,14 +286,6 @@ pub trait PeopleRepository: Send + Sync + 'static {
 
     /// A person's date of birth, when recorded.
     async fn date_of_birth(&self, user: UserId) -> Result<Option<DateOfBirth>, RepositoryError>;
-
-    /// Records a date of birth unless one is recorded already.
-    async fn record_date_of_birth(
-        &self,
-        user: &User,
-        date_of_birth: DateOfBirth,
-        at: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
 
     /// Whether a guardian is linked to `minor`.
     async fn has_guardian(&self, minor: UserId) -> Result<bool, RepositoryError>;

@@ -442,14 +442,6 @@ impl PeopleRepository for SeaOrmIdentityRepository {
         in_transaction(&self.db, async |txn| insert_account(txn, rows).await).await
     }
 
-    async fn grant_role(&self, membership: &Membership) -> Result<(), RepositoryError> {
-        membership::Entity::insert(membership_row(membership))
-            .exec_without_returning(self.db.connection())
-            .await
-            .map(drop)
-            .map_err(duplicate_or_unavailable)
-    }
-
     async fn remove_role(
         &self,
         organisation: OrganisationId,
@@ -535,31 +527,6 @@ impl PeopleRepository for SeaOrmIdentityRepository {
         DateOfBirth::from_stored(raw.expose())
             .map(Some)
             .ok_or_else(|| corrupt("birth_dates"))
-    }
-
-    async fn record_date_of_birth(
-        &self,
-        person: &User,
-        date_of_birth: DateOfBirth,
-        at: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        let known = birth_date::Entity::find_by_id(person.id.as_uuid())
-            .one(self.db.connection())
-            .await
-            .map_err(unavailable)?;
-        if known.is_some() {
-            return Ok(());
-        }
-        let row = self.seal_birth_date(person, date_of_birth, at).await?;
-        match birth_date::Entity::insert(row)
-            .exec_without_returning(self.db.connection())
-            .await
-            .map_err(duplicate_or_unavailable)
-        {
-            // Recorded meanwhile by a concurrent request: the first one stands.
-            Ok(_) | Err(RepositoryError::Duplicate) => Ok(()),
-            Err(err) => Err(err),
-        }
     }
 
     async fn has_guardian(&self, minor: UserId) -> Result<bool, RepositoryError> {

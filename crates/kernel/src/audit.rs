@@ -36,9 +36,31 @@ pub enum AuditAction {
     Erase,
     /// Processing of a subject's records was restricted.
     Restrict,
+    /// The audit log itself was verified or proven (auditors).
+    Verify,
 }
 
 impl AuditAction {
+    /// Every action.
+    pub const ALL: [Self; 10] = [
+        Self::Read,
+        Self::List,
+        Self::Create,
+        Self::Update,
+        Self::Delete,
+        Self::Export,
+        Self::Disclose,
+        Self::Erase,
+        Self::Restrict,
+        Self::Verify,
+    ];
+
+    /// Parses [`AuditAction::as_str`]'s output.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
     /// The stable machine name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -52,6 +74,7 @@ impl AuditAction {
             Self::Disclose => "disclose",
             Self::Erase => "erase",
             Self::Restrict => "restrict",
+            Self::Verify => "verify",
         }
     }
 }
@@ -94,6 +117,35 @@ pub struct AuditEvent {
     pub request_id: RequestId,
     /// The client's address.
     pub client_address: Option<IpAddr>,
+    /// For a [`AuditAction::Disclose`] event: what went to whom, and on what
+    /// ground (HIPAA §164.528 accounting of disclosures).
+    pub disclosure: Option<Disclosure>,
+}
+
+/// What a disclosure released, to whom and on what ground: one entry of a subject's
+/// accounting of disclosures. The audit store keeps it sealed with the subject's
+/// data key, because the description may itself be health information.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Disclosure {
+    /// Who received the data (a named person, organisation or authority).
+    pub recipient: String,
+    /// A description of the data disclosed. Never logged.
+    pub description: String,
+    /// The legal basis, e.g. `45 CFR 164.512(f)` or `GDPR Art. 6(1)(c)`.
+    pub legal_basis: String,
+    /// When the data was disclosed (may precede the moment it was recorded).
+    pub disclosed_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Disclosure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disclosure")
+            .field("recipient", &"<redacted>")
+            .field("description", &"<redacted>")
+            .field("legal_basis", &self.legal_basis)
+            .field("disclosed_at", &self.disclosed_at)
+            .finish()
+    }
 }
 
 impl AuditEvent {
@@ -118,14 +170,26 @@ impl AuditEvent {
             outcome,
             request_id: ctx.request_id(),
             client_address: ctx.client().address(),
+            disclosure: None,
         }
+    }
+
+    /// This event as the disclosure `disclosure` (its action becomes
+    /// [`AuditAction::Disclose`]).
+    #[must_use]
+    pub fn with_disclosure(mut self, disclosure: Disclosure) -> Self {
+        self.action = AuditAction::Disclose;
+        self.disclosure = Some(disclosure);
+        self
     }
 }
 
-/// Proof that an event is durable.
+/// Proof that an event is durable: where it sits in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditReceipt {
-    /// The event's position in its chain.
+    /// The chain (one per writer process) holding the event.
+    pub chain: uuid::Uuid,
+    /// The event's position in its chain, from 1.
     pub sequence: u64,
 }
 

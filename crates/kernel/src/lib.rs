@@ -20,7 +20,9 @@ pub mod personal_data;
 pub mod sensitive;
 pub mod vocabulary;
 
-pub use audit::{AuditAction, AuditError, AuditEvent, AuditOutcome, AuditReceipt, AuditSink};
+pub use audit::{
+    AuditAction, AuditError, AuditEvent, AuditOutcome, AuditReceipt, AuditSink, Disclosure,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consent::{ConsentDecision, ConsentDenial, ConsentError, ConsentGate, ConsentQuery};
 pub use context::{Actor, ClientInfo, RequestContext, Role, RoleSet};

@@ -1,0 +1,27 @@
+//! The audit context: a durable, tamper-evident record of every access to personal
+//! health data, and every denial (HIPAA §164.312(b); obligations SEC2, S3, S4).
+//!
+//! - [`event`]: an event as the log keeps it, its canonical encoding, and the
+//!   commitments that let a person be erased without breaking a single hash;
+//! - [`merkle`]: RFC 6962 trees over each chain, and inclusion proofs;
+//! - [`checkpoint`]: Ed25519-signed statements of every chain's head;
+//! - [`ports`]: the storage port;
+//! - [`log`]: [`AuditLog`], the group-committing writer that implements
+//!   [`kernel::AuditSink`];
+//! - [`verify`]: the verifier auditors run, in process or through `cargo xtask
+//!   verify audit`;
+//! - [`service`]: what people may ask of the log: verification, inclusion proofs,
+//!   the accounting of disclosures and a subject's own access report.
+//!
+//! `docs/audit.md` explains the design and its limits.
+
+pub mod checkpoint;
+pub mod event;
+mod hash;
+pub mod merkle;
+pub mod ports;
+
+pub use checkpoint::{ChainHead, Checkpoint, KeyId, SigningKey, VerifyingKey};
+pub use event::{ChainId, SealedEvent};
+pub use hash::Hash;
+pub use ports::{AuditRepository, AuditStoreError, ChainState};

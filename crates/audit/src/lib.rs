@@ -18,10 +18,14 @@
 pub mod checkpoint;
 pub mod event;
 mod hash;
+pub mod log;
+pub mod memory;
 pub mod merkle;
 pub mod ports;
+pub mod verify;
 
 pub use checkpoint::{ChainHead, Checkpoint, KeyId, SigningKey, VerifyingKey};
 pub use event::{ChainId, SealedEvent};
 pub use hash::Hash;
+pub use log::{AuditLog, LogConfig};
 pub use ports::{AuditRepository, AuditStoreError, ChainState};

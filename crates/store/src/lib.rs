@@ -8,12 +8,14 @@
 //! constraint violations into the port's own error variants rather than letting a
 //! `DbErr` escape as a 500.
 
+mod audit;
 pub mod database;
 mod identity;
 pub mod keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use self::audit::SeaOrmAuditRepository;
 pub use self::identity::{
     OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository, SeaOrmIdentityRepository,
     SeaOrmOperatorRepository, SeaOrmProfileRepository, SeaOrmSecurityEventLog,

@@ -12,6 +12,12 @@
 //! a UUIDv8 (see [`disclosure_binding`]), so a ciphertext only opens in the row it
 //! was written for.
 //!
+//! Erasure replaces a person's identifiers in past events by their pseudonym
+//! (the commitments the hashes cover stay) and deletes their disclosures' sealed
+//! details, which their destroyed key could never open again. Retention blanks
+//! every column of an event but its position, time and hashes; a blanked event
+//! reads back as an anonymous actor's with empty names and nil ids.
+//!
 //! Times are stored with microsecond precision (PostgreSQL's) in UTC; an event's
 //! time is already truncated to microseconds when it is sealed, so it reads back
 //! exactly and its hash still verifies.
@@ -89,8 +95,7 @@ fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> AuditStor
 }
 
 /// The name-based id a disclosure's sealed details are bound to.
-#[must_use]
-pub fn disclosure_binding(chain: ChainId, sequence: u64) -> Uuid {
+fn disclosure_binding(chain: ChainId, sequence: u64) -> Uuid {
     let digest = Hash::of(&[BINDING_DOMAIN, chain.as_bytes(), &sequence.to_be_bytes()]);
     let mut bytes = [0; 16];
     bytes.copy_from_slice(&digest.0[..16]);
@@ -414,8 +419,17 @@ async fn write_batch(
     Ok(())
 }
 
+/// Pseudonymises the erased person in past events. Their disclosures' sealed
+/// details are deleted too: the subject's key is destroyed with the erasure, so
+/// they could never be opened again, and their plain subject id would otherwise
+/// name the person beside events that no longer do.
 async fn erase(txn: &DatabaseTransaction, erasure: &Erasure) -> Result<(), AuditStoreError> {
     let pseudonym = erasure.pseudonym.0.to_vec();
+    audit_disclosure::Entity::delete_many()
+        .filter(audit_disclosure::Column::SubjectId.eq(erasure.subject))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
     audit_event::Entity::update_many()
         .col_expr(
             audit_event::Column::SubjectId,

@@ -9,7 +9,7 @@
 //!
 //! Each sealed detail is bound to its row through a name-based id: the first 16
 //! bytes of `SHA-256("custodia.audit.disclosure.binding" || chain || sequence)` as
-//! a UUIDv8 (see [`disclosure_binding`]), so a ciphertext only opens in the row it
+//! a UUIDv8 (see `disclosure_binding`), so a ciphertext only opens in the row it
 //! was written for.
 //!
 //! Erasure replaces a person's identifiers in past events by their pseudonym

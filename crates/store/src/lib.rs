@@ -4,9 +4,9 @@
 //! [`Database`] opens SQLite (the embedded default) or PostgreSQL with the settings
 //! Custodia relies on, applies and reports migrations, and answers readiness
 //! probes. Each adapter module is named after the port(s) it implements ([`keys`];
-//! `identity` for the identity context's ports, re-exported here), and turns
-//! constraint violations into the port's own error variants rather than letting a
-//! `DbErr` escape as a 500.
+//! `identity` for the identity context's ports and `audit` for the audit log's,
+//! re-exported here), and turns constraint violations into the port's own error
+//! variants rather than letting a `DbErr` escape as a 500.
 
 mod audit;
 pub mod database;

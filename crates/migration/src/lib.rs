@@ -23,6 +23,7 @@ mod m20261123_000002_members;
 mod m20261123_000003_api_keys;
 mod m20261123_000004_profiles;
 mod m20261123_000005_invitations;
+mod m20261123_000006_audit;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_profiles::Migration),
             Box::new(m20261123_000003_api_keys::Migration),
             Box::new(m20261123_000005_invitations::Migration),
+            Box::new(m20261123_000006_audit::Migration),
         ]
     }
 }

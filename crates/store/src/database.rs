@@ -261,6 +261,10 @@ mod tests {
             "one_time_tokens",
             "security_events",
             "outbox",
+            "audit_chains",
+            "audit_events",
+            "audit_checkpoints",
+            "audit_disclosures",
         ] {
             assert!(
                 after_up.contains(&table.to_owned()),

@@ -4,16 +4,18 @@
 //! [`Database`] opens SQLite (the embedded default) or PostgreSQL with the settings
 //! Custodia relies on, applies and reports migrations, and answers readiness
 //! probes. Each adapter module is named after the port(s) it implements ([`keys`];
-//! `identity` for the identity context's ports, re-exported here), and turns
-//! constraint violations into the port's own error variants rather than letting a
-//! `DbErr` escape as a 500.
+//! `identity` for the identity context's ports and `audit` for the audit log's,
+//! re-exported here), and turns constraint violations into the port's own error
+//! variants rather than letting a `DbErr` escape as a 500.
 
+mod audit;
 pub mod database;
 mod identity;
 pub mod keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use self::audit::SeaOrmAuditRepository;
 pub use self::identity::{
     OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository, SeaOrmIdentityRepository,
     SeaOrmOperatorRepository, SeaOrmProfileRepository, SeaOrmSecurityEventLog,

@@ -86,7 +86,7 @@ both_databases!(async fn every_protected_operation_answers_401_without_a_session
 /// Operations whose only subject is the caller's own account: a caller of another
 /// practice or role can only ever reach their own, so the wrong-caller check is
 /// that another person's resource is invisible (404).
-const OWN_ACCOUNT: [&str; 14] = [
+const OWN_ACCOUNT: [&str; 16] = [
     "getCurrentUser",
     "updateCurrentUser",
     "listSessions",
@@ -101,6 +101,8 @@ const OWN_ACCOUNT: [&str; 14] = [
     "requestAccountDeletion",
     "listMyInvitations",
     "acceptInvitation",
+    "getMyAccessReport",
+    "listMyDisclosures",
 ];
 
 /// Changes to the caller's own credentials, each re-authenticated by the current
@@ -128,6 +130,21 @@ const ORGANISATION_SETTINGS: [&str; 2] = ["getOrganisation", "updateOrganisation
 /// `org_admin`, an API key of another role, and the platform operator get 403.
 const PRACTICE_ADMIN: [&str; 3] = ["createApiKey", "listApiKeys", "revokeApiKey"];
 
+/// The audit log's oversight operations: a role that may not (staff, clients,
+/// providers for verification) gets 403 in its own practice, and another practice's
+/// caller 404 for anything naming a practice, a client or an event
+/// (`tests::audit::an_auditor_verifies_the_log_and_no_one_else_may`,
+/// `an_auditor_checks_an_inclusion_proof_with_nothing_but_the_proof`,
+/// `disclosures_are_recorded_and_accounted_to_the_subject_and_privacy_officer`,
+/// `tests::audit_coverage`).
+const AUDIT_OVERSIGHT: [&str; 5] = [
+    "verifyAuditLog",
+    "getAuditInclusionProof",
+    "listAuditEvents",
+    "listClientDisclosures",
+    "recordDisclosure",
+];
+
 /// The platform operator's operations: every member (and API key) gets 403.
 const OPERATOR: [&str; 2] = ["listPractices", "endOperatorSession"];
 
@@ -141,6 +158,7 @@ fn every_operation_is_classified() {
         .chain(ORGANISATION_SETTINGS.iter())
         .chain(PRACTICE_ADMIN.iter())
         .chain(OPERATOR.iter())
+        .chain(AUDIT_OVERSIGHT.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()

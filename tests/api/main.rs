@@ -3,6 +3,8 @@
 
 mod account;
 mod api_keys;
+mod audit;
+mod audit_coverage;
 mod authorization;
 mod credentials;
 mod edge;

@@ -6,7 +6,8 @@
 //! - `db up|down|status`: migrations on `DATABASE_URL`;
 //! - `seed --size N`: realistic demo data;
 //! - `outbox-secret --user ID [--kind K]`: the token of a person's newest queued notice.
-//! - `bench identity`: sign-in throughput and read latency under a sign-in flood.
+//! - `bench identity`: sign-in throughput and read latency under a sign-in flood;
+//! - `verify audit`: every chain and signed checkpoint of the audit log.
 
 #![allow(
     clippy::print_stdout,
@@ -20,6 +21,7 @@ mod openapi;
 mod outbox;
 mod seed;
 mod tidy;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +62,11 @@ enum Command {
     Seed(seed::Args),
     /// Print the token of a person's newest queued notice (development and CI).
     OutboxSecret(outbox::Args),
+    /// Verify a log's integrity.
+    Verify {
+        #[command(subcommand)]
+        target: verify::Target,
+    },
     /// Measure the real server, built in release mode.
     Bench {
         #[command(subcommand)]
@@ -93,6 +100,7 @@ fn main() -> ExitCode {
         } => runtime.block_on(db::run(action, &database_url)),
         Command::Seed(args) => runtime.block_on(seed::run(args)),
         Command::OutboxSecret(args) => runtime.block_on(outbox::run(args)),
+        Command::Verify { target } => runtime.block_on(verify::run(target)),
         Command::Bench { target } => runtime.block_on(bench::run(target, &workspace_root())),
     };
     match result {

@@ -22,6 +22,7 @@ pub mod log;
 pub mod memory;
 pub mod merkle;
 pub mod ports;
+pub mod service;
 pub mod verify;
 
 pub use checkpoint::{ChainHead, Checkpoint, KeyId, SigningKey, VerifyingKey};
@@ -29,3 +30,4 @@ pub use event::{ChainId, SealedEvent};
 pub use hash::Hash;
 pub use log::{AuditLog, LogConfig};
 pub use ports::{AuditRepository, AuditStoreError, ChainState};
+pub use service::{AuditService, AuditServiceError, Pseudonymiser};

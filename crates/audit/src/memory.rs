@@ -231,6 +231,7 @@ impl AuditRepository for MemoryRepository {
             .filter(|e| match filter {
                 EventFilter::Subject(s) => e.subject.as_ref().and_then(|x| x.id) == Some(s),
                 EventFilter::Organisation(o) => e.organisation == Some(o),
+                EventFilter::Request(r) => e.request_id == r,
             })
             .collect();
         matching.sort_by_key(|e| std::cmp::Reverse((e.at, e.chain, e.sequence)));

@@ -131,6 +131,8 @@ pub enum EventFilter {
     Subject(Uuid),
     /// Events in this practice.
     Organisation(Uuid),
+    /// Events of one request (its `X-Request-Id`), e.g. one a support ticket quotes.
+    Request(Uuid),
 }
 
 /// The audit log's storage.

@@ -256,6 +256,8 @@ pub struct IdentityPorts {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     /// Platform operators and their sessions.
     pub operators: Arc<dyn OperatorRepository>,
+    /// Where accesses to clients' data are recorded (durable before the answer).
+    pub audit: Arc<dyn kernel::AuditSink>,
 }
 
 impl std::fmt::Debug for IdentityPorts {

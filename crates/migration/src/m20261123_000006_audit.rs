@@ -184,6 +184,10 @@ impl MigrationTrait for Migration {
                     AuditEvents::At.into_iden(),
                 ],
             ),
+            (
+                "audit_events_by_request",
+                vec![AuditEvents::RequestId.into_iden()],
+            ),
         ] {
             index(manager, name, AuditEvents::Table, columns).await?;
         }

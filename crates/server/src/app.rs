@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit::{AuditLog, AuditService, LogConfig, SigningKey};
+use base64::Engine as _;
 use chrono::TimeDelta;
 use crypto::{Keyring, KeyringConfig, MasterKey};
 use identity::{IdentityConfig, IdentityPorts, IdentityService};
@@ -106,13 +108,20 @@ impl App {
                 .map_or(IdentityConfig::default().hashing_concurrency, |n| n.get()),
             ..IdentityConfig::default()
         };
-        let state = compose(
-            database,
+        let keys = Keys::new(
+            &database,
             master,
-            passwords,
-            identity_config,
             Duration::from_secs(config.key_cache_ttl_seconds),
             clock.clone(),
+        );
+        let audit = start_audit(&database, &keys, &config, clock.clone()).await?;
+        let state = compose(
+            database,
+            keys,
+            passwords,
+            identity_config,
+            clock.clone(),
+            audit,
         );
         if let Some(email) = &config.grant_operator {
             let ctx = kernel::RequestContext::system(
@@ -204,6 +213,10 @@ impl BoundApp {
         );
         let result = serve(self.acceptor, endpoint, shutdown, grace).await;
         retention.abort();
+        // Sign what this process appended, so nothing it wrote stays unanchored.
+        if let Err(err) = self.app.state.audit().log().checkpoint().await {
+            tracing::warn!(error = %err, "audit: no final checkpoint");
+        }
         self.app.state.database().clone().close().await;
         tracing::info!("stopped");
         result
@@ -249,25 +262,49 @@ pub fn endpoint(
         .with(Edge::new(routes, max_body_bytes).with_country_header(country_header))
 }
 
+/// The key hierarchy, and the blind indexer keyed from the same master key.
+struct Keys {
+    keyring: Keyring,
+    blind_index: crypto::BlindIndexer,
+}
+
+impl Keys {
+    fn new(
+        database: &Database,
+        master: MasterKey,
+        cache_ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let blind_index = crypto::BlindIndexer::new(&master);
+        let keyring = Keyring::with_config(
+            master,
+            Arc::new(SeaOrmKeyStore::new(database.clone())),
+            clock,
+            KeyringConfig {
+                cache_ttl,
+                ..KeyringConfig::default()
+            },
+        );
+        Self {
+            keyring,
+            blind_index,
+        }
+    }
+}
+
 /// Builds every adapter on `database` and hands them to the services.
 fn compose(
     database: Database,
-    master: MasterKey,
+    keys: Keys,
     passwords: crypto::PasswordHasher,
     identity_config: IdentityConfig,
-    key_cache_ttl: Duration,
     clock: Arc<dyn Clock>,
+    audit: AuditService,
 ) -> AppState {
-    let blind_index = crypto::BlindIndexer::new(&master);
-    let keyring = Keyring::with_config(
-        master,
-        Arc::new(SeaOrmKeyStore::new(database.clone())),
-        clock.clone(),
-        KeyringConfig {
-            cache_ttl: key_cache_ttl,
-            ..KeyringConfig::default()
-        },
-    );
+    let Keys {
+        keyring,
+        blind_index,
+    } = keys;
     let accounts =
         SeaOrmIdentityRepository::new(database.clone(), keyring.clone(), blind_index.clone());
     let identity = IdentityService::new(
@@ -290,12 +327,150 @@ fn compose(
             clock: clock.clone(),
             api_keys: Arc::new(SeaOrmApiKeyRepository::new(database.clone())),
             operators: Arc::new(SeaOrmOperatorRepository::new(database.clone())),
+            audit: audit.sink(),
         },
         keyring.clone(),
         passwords,
         identity_config,
     );
-    AppState::new(database, keyring, identity, clock)
+    AppState::new(database, keyring, identity, audit, clock)
+}
+
+/// The keyed pseudonyms that replace an erased person's ids in the audit log: an
+/// HMAC under a key derived from the master key, which the database never holds.
+struct AuditPseudonyms(crypto::BlindIndexer);
+
+impl audit::Pseudonymiser for AuditPseudonyms {
+    fn pseudonym(&self, id: uuid::Uuid) -> audit::Hash {
+        audit::Hash(*self.0.index("audit-pseudonym", &id.to_string()).as_bytes())
+    }
+}
+
+/// Opens this process's audit chain on `database` and starts its writer.
+async fn start_audit(
+    database: &Database,
+    keys: &Keys,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<AuditService, StartupError> {
+    let key = audit_signing_key(config)?;
+    let trusted = audit_trusted_keys(config)?;
+    let repository: Arc<dyn audit::AuditRepository> = Arc::new(store::SeaOrmAuditRepository::new(
+        database.clone(),
+        keys.keyring.clone(),
+    ));
+    let log_config = LogConfig {
+        max_batch: usize::try_from(config.audit_max_batch).unwrap_or(2048),
+        linger: Duration::from_micros(config.audit_linger_micros),
+        checkpoint_every_events: config.audit_checkpoint_events,
+        checkpoint_every: Duration::from_secs(config.audit_checkpoint_seconds),
+        label: format!("pid {} on {}", std::process::id(), config.listen),
+        ..LogConfig::default()
+    };
+    let log = AuditLog::start(repository.clone(), key, clock, log_config)
+        .await
+        .map_err(|err| StartupError::Config(format!("audit log: {err}")))?;
+    Ok(AuditService::new(
+        repository,
+        log,
+        trusted,
+        Arc::new(AuditPseudonyms(keys.blind_index.clone())),
+        TimeDelta::days(i64::from(config.audit_retention_days)),
+    ))
+}
+
+/// The retired audit keys configured as still trusted.
+fn audit_trusted_keys(config: &Config) -> Result<Vec<audit::VerifyingKey>, StartupError> {
+    config
+        .audit_trusted_keys
+        .iter()
+        .map(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .map(|b| audit::VerifyingKey::from_bytes(&b))
+                .ok_or_else(|| {
+                    StartupError::Config(
+                        "--audit-trusted-keys: each key must be base64 of 32 bytes".to_owned(),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// What `cargo xtask verify audit` needs, as the server is configured: the audit
+/// log's storage and the keys its checkpoints verify under. Opens the database and
+/// writes nothing (no chain is opened, no migration applied).
+///
+/// # Errors
+/// When the database, the master key or an audit key cannot be read.
+pub async fn audit_for_verification(
+    config: &Config,
+) -> Result<(Arc<dyn audit::AuditRepository>, Vec<audit::VerifyingKey>), StartupError> {
+    let database = Database::connect(&config.database_url, &DatabaseOptions::default()).await?;
+    let keys = Keys::new(
+        &database,
+        master_key(config)?,
+        Duration::from_secs(config.key_cache_ttl_seconds),
+        Arc::new(SystemClock),
+    );
+    let mut trusted = audit_trusted_keys(config)?;
+    trusted.push(audit_signing_key(config)?.verifying_key());
+    let repository: Arc<dyn audit::AuditRepository> =
+        Arc::new(store::SeaOrmAuditRepository::new(database, keys.keyring));
+    Ok((repository, trusted))
+}
+
+/// The configured audit signing key, or the development key in the data folder
+/// (created on first start), with a loud warning.
+fn audit_signing_key(config: &Config) -> Result<SigningKey, StartupError> {
+    let fail = |detail: String| StartupError::Config(format!("audit signing key: {detail}"));
+    let seed = match &config.audit_signing_key {
+        Some(encoded) => encoded.expose().clone(),
+        None => {
+            let path = config.data_dir.join("dev-audit-signing-key");
+            let seed = load_or_create_dev_secret(&path, || {
+                let bytes: [u8; 32] = ring::rand::generate(&ring::rand::SystemRandom::new())
+                    .map_err(|_| "the system random source failed".to_owned())?
+                    .expose();
+                Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+            })
+            .map_err(fail)?;
+            tracing::warn!(
+                path = %path.display(),
+                "NO AUDIT SIGNING KEY CONFIGURED: using a development key stored beside the data. \
+                 Anyone with this file can forge audit checkpoints. Set CUSTODIA_AUDIT_SIGNING_KEY \
+                 in production."
+            );
+            seed
+        }
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(seed.trim())
+        .map_err(|_| fail("not base64".to_owned()))?;
+    SigningKey::from_seed(&bytes).map_err(|err| fail(err.to_string()))
+}
+
+/// Reads the secret in `path`, or writes a fresh one from `generate` (mode 0600).
+fn load_or_create_dev_secret(
+    path: &Path,
+    generate: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    let fail =
+        |what: &str, err: &dyn std::fmt::Display| format!("{what} {}: {err}", path.display());
+    match std::fs::read_to_string(path) {
+        Ok(secret) => Ok(secret.trim().to_owned()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let secret = generate()?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| fail("cannot create folder for", &e))?;
+            }
+            write_private(path, &secret).map_err(|e| fail("cannot write", &e))?;
+            Ok(secret)
+        }
+        Err(err) => Err(fail("cannot read", &err)),
+    }
 }
 
 async fn migrate(database: &Database, config: &Config) -> Result<(), StartupError> {
@@ -400,13 +575,27 @@ pub async fn openapi_document() -> Result<String, StartupError> {
     let master = MasterKey::generate().map_err(|e| StartupError::MasterKey(e.to_string()))?;
     let passwords = crypto::PasswordHasher::new(crypto::password::PasswordConfig::default())
         .map_err(|e| StartupError::Config(e.to_string()))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keys = Keys::new(&database, master, Duration::from_secs(60), clock.clone());
+    let memory: Arc<dyn audit::AuditRepository> = Arc::new(audit::memory::MemoryRepository::new());
+    let key = SigningKey::from_seed(&[0; 32]).map_err(|e| StartupError::Config(e.to_string()))?;
+    let log = AuditLog::start(memory.clone(), key, clock.clone(), LogConfig::default())
+        .await
+        .map_err(|e| StartupError::Config(e.to_string()))?;
+    let audit = AuditService::new(
+        memory,
+        log,
+        Vec::new(),
+        Arc::new(AuditPseudonyms(keys.blind_index.clone())),
+        audit::service::DEFAULT_RETENTION,
+    );
     let state = compose(
         database,
-        master,
+        keys,
         passwords,
         IdentityConfig::default(),
-        Duration::from_secs(60),
-        Arc::new(SystemClock),
+        clock,
+        audit,
     );
     Ok(crate::api::service(&state).spec())
 }

@@ -62,6 +62,45 @@ pub struct Config {
     #[arg(long, env = "CUSTODIA_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Sensitive<String>>,
 
+    /// Ed25519 key (base64 of its 32-byte seed) signing the audit log's checkpoints.
+    /// Every process of one deployment uses the same key. When absent, a development
+    /// key is generated into the data folder, with a loud warning.
+    #[arg(long, env = "CUSTODIA_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<Sensitive<String>>,
+
+    /// Retired audit signing keys whose checkpoints still verify: base64 of each
+    /// 32-byte Ed25519 public key, comma-separated.
+    #[arg(long, env = "CUSTODIA_AUDIT_TRUSTED_KEYS", value_delimiter = ',')]
+    pub audit_trusted_keys: Vec<String>,
+
+    /// A signed checkpoint of the audit log after this many events...
+    #[arg(long, env = "CUSTODIA_AUDIT_CHECKPOINT_EVENTS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_checkpoint_events: u64,
+
+    /// ...or this many seconds after the last one, whichever comes first.
+    #[arg(long, env = "CUSTODIA_AUDIT_CHECKPOINT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_checkpoint_seconds: u64,
+
+    /// Most audit events one group commit carries.
+    #[arg(long, env = "CUSTODIA_AUDIT_MAX_BATCH", default_value_t = 2048,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub audit_max_batch: u64,
+
+    /// Microseconds a group commit may wait for more events once it has one. 0
+    /// commits at once (batches still form while a commit is in flight).
+    #[arg(long, env = "CUSTODIA_AUDIT_LINGER_MICROS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub audit_linger_micros: u64,
+
+    /// Days audit events and disclosures are kept; at least six years (2192 days,
+    /// HIPAA §164.316(b)(2) and §164.528). Older events are blanked, keeping only
+    /// their hashes, so the chains still verify.
+    #[arg(long, env = "CUSTODIA_AUDIT_RETENTION_DAYS", default_value_t = 2192,
+          value_parser = clap::value_parser!(u32).range(2192..=36500))]
+    pub audit_retention_days: u32,
+
     /// How long an unwrapped data key stays cached, in seconds. Bounds how long a
     /// key destroyed by another process stays usable here.
     #[arg(long, env = "CUSTODIA_KEY_CACHE_TTL_SECONDS", default_value_t = 60)]
@@ -174,6 +213,7 @@ mod tests {
             "--migrate",
             "--data-dir",
             "--master-key",
+            "--audit-signing-key",
             "--key-cache-ttl-seconds",
             "--password-iterations",
             "--insecure-fast-password-hashing",

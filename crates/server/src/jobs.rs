@@ -1,5 +1,7 @@
 //! Background jobs the server runs beside the API: the retention sweep, which
-//! deletes security events older than their retention period (C7). It runs at
+//! deletes security events older than their retention period (C7) and blanks
+//! audit events older than theirs (six years at least; their hashes stay, so the
+//! chains still verify, and a signed checkpoint records how far). It runs at
 //! start and then every interval; with several server processes each runs it, and
 //! the delete is idempotent, so that is harmless.
 
@@ -30,6 +32,13 @@ pub async fn sweep(state: &AppState) {
         Ok(deleted) => tracing::info!(deleted, "retention: expired security events deleted"),
         Err(err) => {
             tracing::warn!(error = %err, "retention: security events not swept; will retry");
+        }
+    }
+    match state.audit().apply_retention(now).await {
+        Ok(0) => {}
+        Ok(chains) => tracing::info!(chains, "retention: audit events past retention blanked"),
+        Err(err) => {
+            tracing::warn!(error = %err, "retention: audit events not swept; will retry");
         }
     }
 }

@@ -20,5 +20,7 @@ pub mod routes;
 pub mod state;
 pub mod telemetry;
 
-pub use app::{App, BoundApp, StartupError, openapi_document, shutdown_signal};
+pub use app::{
+    App, BoundApp, StartupError, audit_for_verification, openapi_document, shutdown_signal,
+};
 pub use config::Config;

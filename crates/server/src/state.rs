@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use audit::AuditService;
 use crypto::Keyring;
 use identity::IdentityService;
 use kernel::Clock;
@@ -18,6 +19,7 @@ struct Inner {
     database: Database,
     keyring: Keyring,
     identity: IdentityService,
+    audit: AuditService,
     clock: Arc<dyn Clock>,
 }
 
@@ -36,6 +38,7 @@ impl AppState {
         database: Database,
         keyring: Keyring,
         identity: IdentityService,
+        audit: AuditService,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -43,6 +46,7 @@ impl AppState {
                 database,
                 keyring,
                 identity,
+                audit,
                 clock,
             }),
         }
@@ -52,6 +56,12 @@ impl AppState {
     #[must_use]
     pub fn identity(&self) -> &IdentityService {
         &self.inner.identity
+    }
+
+    /// The audit context: the log's writer and what people may ask of it.
+    #[must_use]
+    pub fn audit(&self) -> &AuditService {
+        &self.inner.audit
     }
 
     /// The database pool.

@@ -687,6 +687,7 @@ impl AuditRepository for SeaOrmAuditRepository {
             .filter(match filter {
                 EventFilter::Subject(subject) => C::SubjectId.eq(subject),
                 EventFilter::Organisation(organisation) => C::OrganisationId.eq(organisation),
+                EventFilter::Request(request) => C::RequestId.eq(request),
             })
             .filter(C::At.gte(stored(since)))
             .filter(C::Pruned.eq(false));

@@ -31,7 +31,10 @@
 
 use chrono::{NaiveDate, TimeDelta};
 use crypto::{IssuedToken, TokenHash};
-use kernel::{OrganisationId, RequestContext, Role, Sensitive, SubjectId, UserId};
+use kernel::{
+    AuditAction, AuditEvent, AuditOutcome, OrganisationId, RequestContext, ResourceRef, Role,
+    Sensitive, SubjectId, UserId,
+};
 
 use super::{IdentityError, IdentityService, unavailable};
 use crate::model::{
@@ -98,7 +101,62 @@ impl Enrolled {
     }
 }
 
+/// The kind of record an access to a client's account is audited as: that someone
+/// is a client of a practice is health information (HIPAA).
+pub const CLIENT_ACCOUNT: &str = "client_account";
+
+/// The kind of record a change to one member's account or roles is audited as
+/// (the member may be a client).
+pub const PRACTICE_MEMBER: &str = "practice_member";
+
+/// An account as an audited resource. Its id is left nil: the person is named only
+/// as the event's subject, which erasure turns into a pseudonym, so no id of an
+/// erased person survives in the hashed part of the log.
+const fn person_resource(kind: &'static str) -> ResourceRef {
+    ResourceRef::new(kind, uuid::Uuid::nil())
+}
+
+/// The kind of record a listing of a practice's people is audited as.
+pub const PRACTICE_PEOPLE: &str = "practice_people";
+
 impl IdentityService {
+    /// Records an access to `target`'s account (a client's, for `action`) as the
+    /// outcome of `result`, before `result` is returned: allowed, or denied for a
+    /// refusal (role, another practice or no such client, a conflict that would
+    /// reveal the relationship). Validation failures touched nothing and are not
+    /// recorded. If the event cannot be made durable, the answer is
+    /// [`IdentityError::Unavailable`] (fail closed).
+    pub(crate) async fn audited<T>(
+        &self,
+        ctx: &RequestContext,
+        action: AuditAction,
+        resource: ResourceRef,
+        target: Option<UserId>,
+        result: Result<T, IdentityError>,
+    ) -> Result<T, IdentityError> {
+        let outcome = match &result {
+            Ok(_) => AuditOutcome::Allowed,
+            Err(IdentityError::Forbidden(_)) => AuditOutcome::Denied {
+                reason: "role_forbids",
+            },
+            Err(IdentityError::NotFound) => AuditOutcome::Denied {
+                reason: "not_found_or_other_practice",
+            },
+            Err(IdentityError::Conflict(_)) => AuditOutcome::Denied { reason: "conflict" },
+            Err(_) => return result,
+        };
+        let subject = match target {
+            Some(user) => self.ports.repository.user(user).await?.map(|u| u.subject),
+            None => None,
+        };
+        self.ports
+            .audit
+            .record(AuditEvent::new(ctx, action, resource, subject, outcome))
+            .await
+            .map_err(unavailable)?;
+        result
+    }
+
     /// The caller, when they act in `organisation` with one of `roles`: another
     /// practice is [`IdentityError::NotFound`], another role
     /// [`IdentityError::Forbidden`].
@@ -235,6 +293,19 @@ impl IdentityService {
         organisation: OrganisationId,
         form: NewClient,
     ) -> Result<Enrolled, IdentityError> {
+        let result = self.enrol_client(ctx, organisation, form).await;
+        let target = result.as_ref().ok().map(|e| e.user().id);
+        let resource = person_resource(CLIENT_ACCOUNT);
+        self.audited(ctx, AuditAction::Create, resource, target, result)
+            .await
+    }
+
+    async fn enrol_client(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        form: NewClient,
+    ) -> Result<Enrolled, IdentityError> {
         Self::acting_in(ctx, organisation, &CARE_ROLES)?;
         let name = PersonName::parse(&form.name)?;
         let email = Email::parse(&form.email)?;
@@ -326,6 +397,21 @@ impl IdentityService {
         minor: UserId,
         form: NewPerson,
     ) -> Result<Enrolled, IdentityError> {
+        let result = self
+            .link_guardian_unaudited(ctx, organisation, minor, form)
+            .await;
+        let resource = person_resource(CLIENT_ACCOUNT);
+        self.audited(ctx, AuditAction::Update, resource, Some(minor), result)
+            .await
+    }
+
+    async fn link_guardian_unaudited(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        minor: UserId,
+        form: NewPerson,
+    ) -> Result<Enrolled, IdentityError> {
         let caller = Self::acting_in(ctx, organisation, &CARE_ROLES)?;
         let name = PersonName::parse(&form.name)?;
         let email = Email::parse(&form.email)?;
@@ -369,6 +455,20 @@ impl IdentityService {
     /// here), [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (flagged
     /// already), [`IdentityError::Unavailable`].
     pub async fn report_under_13(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: UserId,
+    ) -> Result<(), IdentityError> {
+        let result = self
+            .report_under_13_unaudited(ctx, organisation, client)
+            .await;
+        let resource = person_resource(CLIENT_ACCOUNT);
+        self.audited(ctx, AuditAction::Update, resource, Some(client), result)
+            .await
+    }
+
+    async fn report_under_13_unaudited(
         &self,
         ctx: &RequestContext,
         organisation: OrganisationId,
@@ -459,6 +559,21 @@ impl IdentityService {
         after: Option<UserId>,
         limit: u32,
     ) -> Result<(Vec<PracticeMember>, bool), IdentityError> {
+        let result = self
+            .members_unaudited(ctx, organisation, after, limit)
+            .await;
+        let resource = ResourceRef::new(PRACTICE_PEOPLE, organisation.as_uuid());
+        self.audited(ctx, AuditAction::List, resource, None, result)
+            .await
+    }
+
+    async fn members_unaudited(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<(Vec<PracticeMember>, bool), IdentityError> {
         Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
         let limit = limit.clamp(1, 200);
         // One more than the page, to know whether another page follows.
@@ -487,6 +602,21 @@ impl IdentityService {
         member: UserId,
         role: Role,
     ) -> Result<(), IdentityError> {
+        let result = self
+            .remove_role_unaudited(ctx, organisation, member, role)
+            .await;
+        let resource = person_resource(PRACTICE_MEMBER);
+        self.audited(ctx, AuditAction::Update, resource, Some(member), result)
+            .await
+    }
+
+    async fn remove_role_unaudited(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        member: UserId,
+        role: Role,
+    ) -> Result<(), IdentityError> {
         Self::acting_in(ctx, organisation, &[Role::OrgAdmin])?;
         match self
             .ports
@@ -505,6 +635,74 @@ impl IdentityService {
         self.record(ctx, Some(member), SecurityEventKind::RoleRemoved)
             .await;
         Ok(())
+    }
+
+    /// The data-subject id of `client`, a client of `organisation`, for a caller
+    /// acting there with one of `roles` (the audit and disclosure operations about
+    /// one client). Another practice, or someone not a client there, is
+    /// [`IdentityError::NotFound`], as for an id that does not exist.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`], [`IdentityError::Forbidden`],
+    /// [`IdentityError::Unavailable`].
+    pub async fn client_subject(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: UserId,
+        roles: &[Role],
+    ) -> Result<SubjectId, IdentityError> {
+        let result = self
+            .client_subject_unaudited(ctx, organisation, client, roles)
+            .await;
+        if result.is_ok() {
+            // The access itself is recorded by the operation that asked.
+            return result;
+        }
+        let resource = person_resource(CLIENT_ACCOUNT);
+        self.audited(ctx, AuditAction::Read, resource, Some(client), result)
+            .await
+    }
+
+    async fn client_subject_unaudited(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: UserId,
+        roles: &[Role],
+    ) -> Result<SubjectId, IdentityError> {
+        Self::acting_in(ctx, organisation, roles)?;
+        if !self.holds(client, organisation, Role::Client).await? {
+            return Err(IdentityError::NotFound);
+        }
+        let user = self
+            .ports
+            .repository
+            .user(client)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        Ok(user.subject)
+    }
+
+    /// The names of `people` who still have an account (an access report shows
+    /// who looked, by name). Erased or unknown ids are left out.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    pub async fn names(
+        &self,
+        people: &[UserId],
+    ) -> Result<Vec<(UserId, PersonName)>, IdentityError> {
+        let mut unique = people.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut names = Vec::with_capacity(unique.len());
+        for id in unique {
+            if let Some(user) = self.ports.repository.user(id).await? {
+                names.push((id, user.name));
+            }
+        }
+        Ok(names)
     }
 
     /// The account `user`, when its home practice is `organisation`.
@@ -531,6 +729,20 @@ impl IdentityService {
     /// [`IdentityError::Forbidden`], [`IdentityError::Conflict`] (one's own
     /// account, or one not active), [`IdentityError::Unavailable`].
     pub async fn disable_account(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        user: UserId,
+    ) -> Result<(), IdentityError> {
+        let result = self
+            .disable_account_unaudited(ctx, organisation, user)
+            .await;
+        let resource = person_resource(PRACTICE_MEMBER);
+        self.audited(ctx, AuditAction::Update, resource, Some(user), result)
+            .await
+    }
+
+    async fn disable_account_unaudited(
         &self,
         ctx: &RequestContext,
         organisation: OrganisationId,
@@ -569,6 +781,18 @@ impl IdentityService {
     /// or its owner asked for its deletion),
     /// [`IdentityError::Unavailable`].
     pub async fn enable_account(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        user: UserId,
+    ) -> Result<(), IdentityError> {
+        let result = self.enable_account_unaudited(ctx, organisation, user).await;
+        let resource = person_resource(PRACTICE_MEMBER);
+        self.audited(ctx, AuditAction::Update, resource, Some(user), result)
+            .await
+    }
+
+    async fn enable_account_unaudited(
         &self,
         ctx: &RequestContext,
         organisation: OrganisationId,

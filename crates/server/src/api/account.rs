@@ -10,6 +10,7 @@ use identity::profile::{
     Units,
 };
 use identity::values::{PersonName, Phone, Profession};
+use kernel::AuditSink as _;
 use kernel::{PersonalData as _, Purpose, Sensitive};
 use poem::Request;
 use poem_openapi::payload::Json;
@@ -432,6 +433,18 @@ impl AccountApi {
             .export(&ctx, user.subject)
             .await
             .map_err(personal_data_error)?;
+        self.state
+            .audit()
+            .log()
+            .record(kernel::AuditEvent::new(
+                &ctx,
+                kernel::AuditAction::Export,
+                // The person is the subject; no id of theirs goes into the resource.
+                kernel::ResourceRef::new("account_data", Uuid::nil()),
+                Some(user.subject),
+                kernel::AuditOutcome::Allowed,
+            ))
+            .await?;
         Ok(Found::Ok(Json(AccountExport {
             records: records
                 .into_iter()

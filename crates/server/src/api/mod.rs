@@ -5,6 +5,7 @@
 //! on every operation, RFC 3339 UTC timestamps, ids as UUID strings.
 
 pub mod account;
+pub mod audit;
 pub mod credentials;
 pub mod identity;
 pub mod integrations;
@@ -28,6 +29,9 @@ pub enum ApiTags {
     Integrations,
     /// The platform operator: sign-in and the practice directory.
     Platform,
+    /// The tamper-evident audit log: verification, proofs, access reports and the
+    /// accounting of disclosures.
+    Audit,
 }
 
 /// Every context's operations.
@@ -38,6 +42,7 @@ pub type Apis = (
     practice::PracticeApi,
     credentials::CredentialsApi,
     integrations::IntegrationsApi,
+    audit::AuditApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -54,6 +59,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             practice::PracticeApi::new(state.clone()),
             credentials::CredentialsApi::new(state.clone()),
             integrations::IntegrationsApi::new(state.clone()),
+            audit::AuditApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

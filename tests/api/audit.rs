@@ -1,0 +1,388 @@
+//! The audit log over HTTP: verification and inclusion proofs for auditors, the
+//! practice's events, a client's access report, the accounting of disclosures,
+//! erasure and retention that leave the chains verifiable, and fail-closed
+//! behaviour when the log cannot be written.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tests::{TestApp, both_databases, both_databases_with_clock};
+
+async fn get_json(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn verification(app: &TestApp, auditor: &str) -> Value {
+    let (status, body) = get_json(app, auditor, "/v1/audit/verification").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// An org admin (and provider), an auditor, a privacy officer and two clients
+/// of one practice.
+struct Practice {
+    admin: String,
+    organisation: String,
+    auditor: tests::Member,
+    privacy_officer: tests::Member,
+    client: tests::Member,
+    other_client: tests::Member,
+}
+
+async fn practice(app: &TestApp, tag: &str) -> Practice {
+    let admin = app
+        .signed_in_provider(&format!("admin-{tag}@example.com"))
+        .await;
+    let organisation = app.organisation_of(&admin).await;
+    let auditor = app
+        .signed_in_member(&admin, &format!("auditor-{tag}@example.com"), "auditor")
+        .await;
+    let privacy_officer = app
+        .signed_in_member(&admin, &format!("po-{tag}@example.com"), "privacy_officer")
+        .await;
+    let client = app
+        .signed_in_member(&admin, &format!("client-{tag}@example.com"), "client")
+        .await;
+    let other_client = app
+        .signed_in_member(&admin, &format!("other-{tag}@example.com"), "client")
+        .await;
+    Practice {
+        admin,
+        organisation,
+        auditor,
+        privacy_officer,
+        client,
+        other_client,
+    }
+}
+
+both_databases!(
+    async fn an_auditor_verifies_the_log_and_no_one_else_may(app) {
+        let p = practice(&app, "v").await;
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert!(report["events"].as_u64().unwrap_or(0) >= 6, "{report}");
+        assert!(report.get("first_break").is_none());
+        for token in [&p.admin, &p.client.token, &p.privacy_officer.token] {
+            let (status, body) = get_json(&app, token, "/v1/audit/verification").await;
+            assert_eq!(status, 403, "{body}");
+        }
+        // The refusals are themselves in the log.
+        let (status, page) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!("/v1/organisations/{}/audit-events?limit=500", p.organisation),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let denials = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["resource_kind"] == "audit_log" && e["outcome"] == "denied")
+            .count();
+        assert_eq!(denials, 3, "{page}");
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn an_auditor_checks_an_inclusion_proof_with_nothing_but_the_proof(app) {
+        let p = practice(&app, "p").await;
+        let (_, page) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!("/v1/organisations/{}/audit-events", p.organisation),
+        )
+        .await;
+        let event = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|e| e["action"] == "create")
+            .expect("the client's creation was audited")
+            .clone();
+        let chain = event["chain_id"].as_str().expect("chain");
+        let sequence = event["sequence"].as_u64().expect("sequence");
+        let (status, proof) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!("/v1/audit/chains/{chain}/events/{sequence}/inclusion-proof"),
+        )
+        .await;
+        assert_eq!(status, 200, "{proof}");
+
+        // Everything below uses only the proof.
+        let hex = |v: &Value| audit::Hash::from_hex(v.as_str().expect("hex")).expect("a hash");
+        let encoding = STANDARD.decode(proof["encoding"].as_str().expect("encoding")).expect("b64");
+        let leaf = audit::merkle::leaf_hash(&encoding);
+        assert_eq!(leaf, hex(&event["hash"]));
+        let path: Vec<audit::Hash> = proof["path"].as_array().expect("path").iter().map(hex).collect();
+        let checkpoint = &proof["checkpoint"];
+        let head = checkpoint["heads"]
+            .as_array()
+            .expect("heads")
+            .iter()
+            .find(|h| h["chain_id"] == chain)
+            .expect("the checkpoint names the chain");
+        let tree_size = proof["tree_size"].as_u64().expect("size");
+        assert_eq!(head["size"].as_u64(), Some(tree_size));
+        assert!(audit::merkle::verify_inclusion(
+            &leaf,
+            proof["leaf_index"].as_u64().expect("index"),
+            tree_size,
+            &path,
+            &hex(&head["root"]),
+        ));
+        let signed = STANDARD.decode(checkpoint["signed_bytes"].as_str().expect("bytes")).expect("b64");
+        // The signed bytes carry the root the path led to.
+        let root = hex(&head["root"]);
+        assert!(signed.windows(32).any(|w| w == root.as_bytes()));
+        let signature = STANDARD.decode(checkpoint["signature"].as_str().expect("sig")).expect("b64");
+        let key = STANDARD.decode(proof["signing_public_key"].as_str().expect("key")).expect("b64");
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+            .verify(&signed, &signature)
+            .expect("the checkpoint's signature verifies");
+        // A forged event does not verify against the same proof.
+        let mut forged = encoding.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(!audit::merkle::verify_inclusion(
+            &audit::merkle::leaf_hash(&forged),
+            sequence - 1,
+            tree_size,
+            &path,
+            &root,
+        ));
+
+        // Another practice's auditor cannot get a proof of this event.
+        let other_admin = app.signed_in_provider("elsewhere-p@example.com").await;
+        let other = app.signed_in_member(&other_admin, "aud2-p@example.com", "auditor").await;
+        let (status, _) = get_json(
+            &app,
+            &other.token,
+            &format!("/v1/audit/chains/{chain}/events/{sequence}/inclusion-proof"),
+        )
+        .await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn a_client_sees_who_accessed_their_record_by_name_and_role(app) {
+        let p = practice(&app, "r").await;
+        let (status, report) = get_json(&app, &p.client.token, "/v1/me/access-report").await;
+        assert_eq!(status, 200, "{report}");
+        let items = report["items"].as_array().expect("items");
+        let creation = items
+            .iter()
+            .find(|e| e["action"] == "create" && e["record_kind"] == "client_account")
+            .expect("the creation of the client's account is reported");
+        assert_eq!(creation["name"], "Test Provider");
+        assert!(creation["roles"].as_array().expect("roles").contains(&json!("provider")));
+        assert_eq!(creation["organisation_id"], p.organisation.as_str());
+        assert_eq!(creation["outcome"], "allowed");
+        // Nothing about the other client: not their events, not their id.
+        let text = report.to_string();
+        assert!(!text.contains(&p.other_client.user_id), "{text}");
+        let (_, other) = get_json(&app, &p.other_client.token, "/v1/me/access-report").await;
+        assert_eq!(
+            other["items"].as_array().expect("items").iter().filter(|e| e["action"] == "create").count(),
+            1
+        );
+        // Reading the report was itself recorded, and appears on the next read.
+        let (_, again) = get_json(&app, &p.client.token, "/v1/me/access-report?limit=1").await;
+        assert_eq!(again["items"][0]["record_kind"], "access_report");
+        assert!(again["next_cursor"].is_string());
+        let cursor = again["next_cursor"].as_str().expect("cursor").to_owned();
+        let (status, _) = get_json(
+            &app,
+            &p.other_client.token,
+            &format!("/v1/me/access-report?cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(status, 400, "a cursor of another person's report is refused");
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn disclosures_are_recorded_and_accounted_to_the_subject_and_privacy_officer(app) {
+        let p = practice(&app, "d").await;
+        let path = format!(
+            "/v1/organisations/{}/clients/{}/disclosures",
+            p.organisation, p.client.user_id
+        );
+        let body = json!({
+            "recipient": "County Health Department",
+            "description": "canary-disclosure-description-7731",
+            "legal_basis": "45 CFR 164.512(b)",
+            "purpose": "legal",
+            "disclosed_at": "2026-01-15T10:00:00Z",
+        });
+        let resp = app.client.post(app.url(&path)).bearer_auth(&p.admin).json(&body).send().await.expect("answers");
+        assert_eq!(resp.status(), 201);
+        let recorded: Value = resp.json().await.expect("JSON");
+        assert!(recorded["sequence"].as_u64().is_some());
+
+        let (status, mine) = get_json(&app, &p.client.token, "/v1/me/disclosures").await;
+        assert_eq!(status, 200);
+        let items = mine["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{mine}");
+        assert_eq!(items[0]["recipient"], "County Health Department");
+        assert_eq!(items[0]["legal_basis"], "45 CFR 164.512(b)");
+        assert_eq!(items[0]["purpose"], "legal");
+        assert_eq!(items[0]["disclosed_at"], "2026-01-15T10:00:00+00:00");
+
+        let (status, po) = get_json(&app, &p.privacy_officer.token, &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(po["items"].as_array().map(Vec::len), Some(1));
+        let (_, other) = get_json(&app, &p.other_client.token, "/v1/me/disclosures").await;
+        assert_eq!(other["items"].as_array().map(Vec::len), Some(0));
+
+        // Who may not: an auditor reads no accounting, a client records none, a
+        // future date is refused, another practice sees nothing.
+        let (status, _) = get_json(&app, &p.auditor.token, &path).await;
+        assert_eq!(status, 403);
+        let resp = app.client.post(app.url(&path)).bearer_auth(&p.client.token).json(&body).send().await.expect("answers");
+        assert_eq!(resp.status(), 403);
+        let mut future = body.clone();
+        future["disclosed_at"] = json!("2999-01-01T00:00:00Z");
+        let resp = app.client.post(app.url(&path)).bearer_auth(&p.admin).json(&future).send().await.expect("answers");
+        assert_eq!(resp.status(), 422);
+        let other_admin = app.signed_in_provider("elsewhere-d@example.com").await;
+        let other_org = app.organisation_of(&other_admin).await;
+        let resp = app
+            .client
+            .post(app.url(&format!("/v1/organisations/{other_org}/clients/{}/disclosures", p.client.user_id)))
+            .bearer_auth(&other_admin)
+            .json(&body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 404);
+        let (_, mine) = get_json(&app, &p.client.token, "/v1/me/disclosures").await;
+        assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "nothing was added");
+
+        // The description is sealed at rest.
+        let raw = app.raw_database_contents().await;
+        assert!(
+            !raw.iter().any(|(_, bytes)| bytes.windows(12).any(|w| w == b"canary-discl")),
+            "the disclosure description is stored in plaintext"
+        );
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn when_the_log_cannot_be_written_the_request_fails_closed(app) {
+        let p = practice(&app, "f").await;
+        let members = format!("/v1/organisations/{}/members", p.organisation);
+        app.execute("ALTER TABLE audit_events RENAME TO audit_events_offline").await;
+        let resp = app.client.get(app.url(&members)).bearer_auth(&p.admin).send().await.expect("answers");
+        assert_eq!(resp.status(), 503);
+        let body = resp.text().await.expect("a body");
+        assert!(!body.contains("client-f@example.com"), "no data left: {body}");
+        assert!(body.contains("unavailable"), "{body}");
+        let (status, _) = get_json(&app, &p.client.token, "/v1/me/access-report").await;
+        assert_eq!(status, 503);
+        app.execute("ALTER TABLE audit_events_offline RENAME TO audit_events").await;
+        let resp = app.client.get(app.url(&members)).bearer_auth(&p.admin).send().await.expect("answers");
+        assert_eq!(resp.status(), 200, "the writer recovers once the log is back");
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn an_erased_subject_becomes_a_pseudonym_and_the_log_still_verifies(app) {
+        let p = practice(&app, "e").await;
+        let user: uuid::Uuid = p.client.user_id.parse().expect("a uuid");
+        let as_client = kernel::RequestContext::new(
+            kernel::Actor::Member {
+                user: kernel::UserId::from_uuid(user),
+                roles: kernel::RoleSet::only(kernel::Role::Client),
+            },
+            None,
+            kernel::Purpose::SubjectRequest,
+            kernel::RequestId::new(),
+            kernel::ClientInfo::default(),
+            app.state().clock().now(),
+        );
+        let (account, _) = app.state().identity().me(&as_client).await.expect("the account");
+        let subject = account.subject.as_uuid();
+        let ctx = kernel::RequestContext::system(
+            "data-rights",
+            kernel::Purpose::SubjectRequest,
+            app.state().clock().now(),
+        );
+        app.state()
+            .audit()
+            .erase_subject(&ctx, kernel::SubjectId::from_uuid(subject), Some(kernel::UserId::from_uuid(user)))
+            .await
+            .expect("erased");
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert!(report["pseudonymised"].as_u64().unwrap_or(0) > 0, "{report}");
+        let (_, page) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!("/v1/organisations/{}/audit-events?limit=500", p.organisation),
+        )
+        .await;
+        let text = page.to_string();
+        assert!(!text.contains(&subject.to_string()), "the subject's id is gone");
+        assert!(!text.contains(&p.client.user_id), "the person's id is gone as actor");
+        assert!(page["items"].as_array().expect("items").iter().any(|e| e["subject_erased"] == true));
+        app.stop().await;
+    }
+);
+
+both_databases_with_clock!(
+    async fn events_past_six_years_are_blanked_and_the_chains_still_verify(app, clock) at "2026-01-05T09:00:00Z" {
+        let p = practice(&app, "t").await;
+        let before = verification(&app, &p.auditor.token).await;
+        assert_eq!(before["pruned"], 0);
+        clock.advance(chrono::TimeDelta::days(6 * 365 + 10));
+        server::jobs::sweep(app.state()).await;
+        // Sessions ended long ago: the auditor signs in again.
+        let resp = app
+            .client
+            .post(app.url("/v1/sessions"))
+            .json(&json!({
+                "email": "auditor-t@example.com",
+                "password": tests::TEST_PASSWORD,
+                "organisation_id": p.organisation,
+            }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201);
+        let session: Value = resp.json().await.expect("JSON");
+        let token = session["token"].as_str().expect("token");
+        let after = verification(&app, token).await;
+        assert_eq!(after["intact"], true, "{after}");
+        assert!(after["pruned"].as_u64().unwrap_or(0) >= before["events"].as_u64().unwrap_or(0), "{after}");
+        // The blanked events no longer list.
+        let (_, page) = get_json(
+            &app,
+            token,
+            &format!("/v1/organisations/{}/audit-events?limit=500", p.organisation),
+        )
+        .await;
+        assert!(page["items"].as_array().expect("items").iter().all(|e| e["at"].as_str() > Some("2031")));
+        app.stop().await;
+    }
+);

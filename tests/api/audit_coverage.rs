@@ -1,0 +1,303 @@
+//! Audit coverage: every operation in `docs/openapi.json` is classified as touching
+//! personal health data (and the record of accesses to it) or not, with why. Each
+//! one that does is called, allowed and refused, and must leave an audit event
+//! with the request's id and the right outcome. A new operation fails this test
+//! until it is classified, and a health-data operation until it is audited.
+
+use std::collections::BTreeSet;
+
+use audit::ports::EventFilter;
+use serde_json::{Value, json};
+use tests::{TestApp, both_databases};
+
+/// Operations that touch health data: that a person is a client of a practice,
+/// their account and guardians, a practice's people, the export of a person's
+/// data, and the audit log itself (who accessed whose data, disclosures).
+const AUDITED: [&str; 15] = [
+    "createClient",
+    "linkGuardian",
+    "reportClientUnder13",
+    "listMembers",
+    "removeMemberRole",
+    "disableAccount",
+    "enableAccount",
+    "exportAccountData",
+    "verifyAuditLog",
+    "getAuditInclusionProof",
+    "listAuditEvents",
+    "getMyAccessReport",
+    "listMyDisclosures",
+    "listClientDisclosures",
+    "recordDisclosure",
+];
+
+/// Audited operations on the caller's own data only: no one else can be refused
+/// them (an API key is refused before any data is reached).
+const SELF_ONLY: [&str; 3] = [
+    "exportAccountData",
+    "getMyAccessReport",
+    "listMyDisclosures",
+];
+
+/// Operations that touch no health data, and why. Security events (sign-ins,
+/// failures, account changes) are kept by identity's own log (U6).
+const NOT_HEALTH_DATA: [(&str, &str); 38] = [
+    ("getHealth", "a probe"),
+    ("getReadiness", "a probe"),
+    ("createPractice", "a provider's own sign-up"),
+    ("verifyEmail", "proves an address; a security event"),
+    ("requestEmailVerification", "sends a token; reveals nothing"),
+    ("createSession", "sign-in; a security event"),
+    (
+        "createOperatorSession",
+        "operator sign-in; a security event",
+    ),
+    ("endOperatorSession", "sign-out"),
+    ("listPractices", "practice names and regions only"),
+    (
+        "activateAccount",
+        "the person's own activation by token; a security event",
+    ),
+    (
+        "confirmEmailChange",
+        "the person's own address; a security event",
+    ),
+    ("requestPasswordReset", "sends a token; reveals nothing"),
+    (
+        "resetPassword",
+        "the person's own credential; a security event",
+    ),
+    ("getCurrentUser", "the caller's own account"),
+    ("updateCurrentUser", "the caller's own account"),
+    ("listSessions", "the caller's own sessions"),
+    ("revokeAllSessions", "the caller's own sessions"),
+    ("revokeSession", "the caller's own session"),
+    ("listSecurityEvents", "the caller's own security events"),
+    ("getProfile", "the caller's own profile"),
+    ("replaceProfile", "the caller's own profile"),
+    ("getPreferences", "the caller's own preferences"),
+    ("replacePreferences", "the caller's own preferences"),
+    (
+        "requestAccountDeletion",
+        "the caller's own account; a security event",
+    ),
+    ("listMyInvitations", "the caller's own invitations"),
+    ("acceptInvitation", "the caller's own invitation"),
+    ("startMfaEnrolment", "the caller's own credential"),
+    ("confirmMfaEnrolment", "the caller's own credential"),
+    ("regenerateRecoveryCodes", "the caller's own credential"),
+    ("disableMfa", "the caller's own credential"),
+    ("changePassword", "the caller's own credential"),
+    ("requestEmailChange", "the caller's own credential"),
+    ("getOrganisation", "practice settings"),
+    ("updateOrganisation", "practice settings"),
+    ("addMember", "staff roles (clients go through createClient)"),
+    ("createApiKey", "integration credentials"),
+    ("listApiKeys", "integration credentials"),
+    ("revokeApiKey", "integration credentials"),
+];
+
+fn operation_ids() -> Vec<String> {
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .expect("docs/openapi.json"),
+    )
+    .expect("JSON");
+    spec["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("operations").values())
+        .map(|op| op["operationId"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn every_operation_is_classified_for_audit() {
+    let audited: BTreeSet<&str> = AUDITED.into_iter().collect();
+    let other: BTreeSet<&str> = NOT_HEALTH_DATA.iter().map(|(id, _)| *id).collect();
+    assert!(
+        audited.is_disjoint(&other),
+        "classified twice: {:?}",
+        audited.intersection(&other)
+    );
+    let missing: Vec<String> = operation_ids()
+        .into_iter()
+        .filter(|id| !audited.contains(id.as_str()) && !other.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations not classified for audit: {missing:?}"
+    );
+    let stale: Vec<&str> = audited
+        .union(&other)
+        .filter(|id| !operation_ids().iter().any(|o| o == *id))
+        .copied()
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "classified but not in the spec: {stale:?}"
+    );
+}
+
+/// One call: the operation, the request, and the outcome its event must record.
+struct Call {
+    id: &'static str,
+    method: &'static str,
+    path: String,
+    token: String,
+    body: Value,
+    status: u16,
+    outcome: &'static str,
+}
+
+async fn send(app: &TestApp, call: &Call) -> String {
+    let method = reqwest::Method::from_bytes(call.method.as_bytes()).expect("a method");
+    let mut req = app
+        .client
+        .request(method, app.url(&call.path))
+        .bearer_auth(&call.token);
+    if call.method != "GET" && call.method != "DELETE" {
+        req = req.json(&call.body);
+    }
+    let resp = req.send().await.expect("answers");
+    let request_id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(
+        status, call.status,
+        "{} ({} {}): {text}",
+        call.id, call.method, call.path
+    );
+    request_id
+}
+
+async fn outcomes_of(app: &TestApp, request_id: &str) -> Vec<String> {
+    let id: uuid::Uuid = request_id.parse().expect("a UUID request id");
+    let since = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    app.state()
+        .audit()
+        .repository()
+        .list_events(EventFilter::Request(id), since, None, 100)
+        .await
+        .expect("the log reads")
+        .into_iter()
+        .map(|e| {
+            if e.denied.is_some() {
+                "denied"
+            } else {
+                "allowed"
+            }
+            .to_owned()
+        })
+        .collect()
+}
+
+both_databases!(
+    async fn every_health_data_operation_writes_an_event_allowed_and_denied(app) {
+        let admin = app.signed_in_provider("owner@example.com").await;
+        let org = app.organisation_of(&admin).await;
+        let staff = app.signed_in_member(&admin, "staff@example.com", "staff").await;
+        let auditor = app.signed_in_member(&admin, "auditor@example.com", "auditor").await;
+        let officer = app.signed_in_member(&admin, "po@example.com", "privacy_officer").await;
+        let client = app.signed_in_member(&admin, "client@example.com", "client").await;
+        let minor = app.signed_in_member(&admin, "second@example.com", "client").await;
+        let helper = app.signed_in_member(&admin, "helper@example.com", "staff").await;
+        let other_admin = app.signed_in_provider("other@example.com").await;
+        let c = &client.user_id;
+        let m = &minor.user_id;
+        let (_, events) = {
+            let resp = app
+                .client
+                .get(app.url(&format!("/v1/organisations/{org}/audit-events")))
+                .bearer_auth(&auditor.token)
+                .send()
+                .await
+                .expect("answers");
+            (resp.status(), resp.json::<Value>().await.expect("JSON"))
+        };
+        let event = &events["items"][0];
+        let proof = format!(
+            "/v1/audit/chains/{}/events/{}/inclusion-proof",
+            event["chain_id"].as_str().expect("chain"),
+            event["sequence"]
+        );
+        let disclosure = json!({
+            "recipient": "State registry",
+            "description": "immunisation record",
+            "legal_basis": "45 CFR 164.512(b)",
+            "purpose": "legal",
+            "disclosed_at": "2026-01-15T10:00:00Z",
+        });
+        let person = json!({ "name": "A Guardian", "email": "guardian@example.com" });
+        let new_client = json!({ "name": "New Client", "email": "new@example.com", "date_of_birth": "1990-01-01" });
+        let call = |id, method, path: String, token: &str, body: Value, status, outcome| Call {
+            id,
+            method,
+            path,
+            token: token.to_owned(),
+            body,
+            status,
+            outcome,
+        };
+        let none = || json!({});
+        let calls = vec![
+            call("createClient", "POST", format!("/v1/organisations/{org}/clients"), &admin, new_client.clone(), 202, "allowed"),
+            call("createClient", "POST", format!("/v1/organisations/{org}/clients"), &staff.token, new_client, 403, "denied"),
+            call("linkGuardian", "POST", format!("/v1/organisations/{org}/clients/{c}/guardians"), &admin, person.clone(), 202, "allowed"),
+            call("linkGuardian", "POST", format!("/v1/organisations/{org}/clients/{c}/guardians"), &staff.token, person, 403, "denied"),
+            call("listMembers", "GET", format!("/v1/organisations/{org}/members"), &admin, none(), 200, "allowed"),
+            call("listMembers", "GET", format!("/v1/organisations/{org}/members"), &staff.token, none(), 403, "denied"),
+            call("listMembers", "GET", format!("/v1/organisations/{org}/members"), &other_admin, none(), 404, "denied"),
+            call("exportAccountData", "GET", "/v1/me/account-data".to_owned(), &client.token, none(), 200, "allowed"),
+            call("getMyAccessReport", "GET", "/v1/me/access-report".to_owned(), &client.token, none(), 200, "allowed"),
+            call("listMyDisclosures", "GET", "/v1/me/disclosures".to_owned(), &client.token, none(), 200, "allowed"),
+            call("disableAccount", "PUT", format!("/v1/organisations/{org}/members/{c}/disablement"), &staff.token, none(), 403, "denied"),
+            call("disableAccount", "PUT", format!("/v1/organisations/{org}/members/{c}/disablement"), &admin, none(), 204, "allowed"),
+            call("enableAccount", "DELETE", format!("/v1/organisations/{org}/members/{c}/disablement"), &staff.token, none(), 403, "denied"),
+            call("enableAccount", "DELETE", format!("/v1/organisations/{org}/members/{c}/disablement"), &admin, none(), 204, "allowed"),
+            call("removeMemberRole", "DELETE", format!("/v1/organisations/{org}/members/{}/roles/staff", helper.user_id), &staff.token, none(), 403, "denied"),
+            call("removeMemberRole", "DELETE", format!("/v1/organisations/{org}/members/{}/roles/staff", helper.user_id), &admin, none(), 204, "allowed"),
+            call("verifyAuditLog", "GET", "/v1/audit/verification".to_owned(), &auditor.token, none(), 200, "allowed"),
+            call("verifyAuditLog", "GET", "/v1/audit/verification".to_owned(), &staff.token, none(), 403, "denied"),
+            call("getAuditInclusionProof", "GET", proof.clone(), &auditor.token, none(), 200, "allowed"),
+            call("getAuditInclusionProof", "GET", proof, &staff.token, none(), 403, "denied"),
+            call("listAuditEvents", "GET", format!("/v1/organisations/{org}/audit-events"), &officer.token, none(), 200, "allowed"),
+            call("listAuditEvents", "GET", format!("/v1/organisations/{org}/audit-events"), &staff.token, none(), 403, "denied"),
+            call("recordDisclosure", "POST", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &officer.token, disclosure.clone(), 201, "allowed"),
+            call("recordDisclosure", "POST", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &staff.token, disclosure.clone(), 403, "denied"),
+            call("recordDisclosure", "POST", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &other_admin, disclosure, 404, "denied"),
+            call("listClientDisclosures", "GET", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &officer.token, none(), 200, "allowed"),
+            call("listClientDisclosures", "GET", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &staff.token, none(), 403, "denied"),
+            call("reportClientUnder13", "POST", format!("/v1/organisations/{org}/clients/{m}/under-13-report"), &staff.token, none(), 403, "denied"),
+            call("reportClientUnder13", "POST", format!("/v1/organisations/{org}/clients/{m}/under-13-report"), &admin, none(), 204, "allowed"),
+        ];
+        let mut allowed = BTreeSet::new();
+        let mut denied = BTreeSet::new();
+        for call in &calls {
+            let request_id = send(&app, call).await;
+            let outcomes = outcomes_of(&app, &request_id).await;
+            assert!(
+                outcomes.iter().any(|o| o == call.outcome),
+                "{} ({} {}) left no {} event: {outcomes:?}",
+                call.id,
+                call.method,
+                call.path,
+                call.outcome
+            );
+            if call.outcome == "allowed" {
+                allowed.insert(call.id);
+            } else {
+                denied.insert(call.id);
+            }
+        }
+        let all: BTreeSet<&str> = AUDITED.into_iter().collect();
+        assert_eq!(allowed, all, "every audited operation was exercised allowed");
+        let refusable: BTreeSet<&str> = all.difference(&SELF_ONLY.into_iter().collect()).copied().collect();
+        assert_eq!(denied, refusable, "every refusable operation was exercised refused");
+        app.stop().await;
+    }
+);

@@ -1,0 +1,67 @@
+//! `cargo xtask verify audit`: verifies every chain and signed checkpoint of the
+//! audit log, as the server is configured (database, master key and audit keys from
+//! the same flags and environment), and prints the first broken link. Exits non-zero
+//! when the log is not intact. Reads only.
+
+use std::time::Instant;
+
+use clap::{Args as ClapArgs, Subcommand};
+
+/// What to verify.
+#[derive(Debug, Subcommand)]
+pub enum Target {
+    /// The audit log: every hash, link, commitment, pseudonym and checkpoint.
+    Audit(AuditArgs),
+}
+
+/// Where the log is.
+#[derive(Debug, ClapArgs)]
+pub struct AuditArgs {
+    /// The server's database.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://custodia.db")]
+    database_url: String,
+    /// The server's data folder (development master and audit keys).
+    #[arg(long, env = "CUSTODIA_DATA_DIR", default_value = "custodia-data")]
+    data_dir: String,
+}
+
+/// Runs a verification.
+pub async fn run(target: Target) -> Result<(), String> {
+    let Target::Audit(args) = target;
+    // The rest of the configuration (keys) comes from the environment, as for the
+    // server itself.
+    let config = server::Config::try_from_args([
+        "custodia",
+        "--database-url",
+        &args.database_url,
+        "--data-dir",
+        &args.data_dir,
+    ])
+    .map_err(|e| e.to_string())?;
+    let (repository, keys) = server::audit_for_verification(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let report = audit::verify::verify_repository(repository.as_ref(), &keys)
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "audit: {} chains, {} events ({} pruned, {} pseudonymised), {} signed checkpoints, in {seconds:.2} s",
+        report.chains, report.events, report.pruned, report.pseudonymised, report.checkpoints
+    );
+    match report.first_break {
+        None => {
+            println!("audit: intact");
+            Ok(())
+        }
+        Some(b) => Err(format!(
+            "audit: BROKEN: {} at chain {} sequence {} (checkpoint {})",
+            b.problem.as_str(),
+            b.chain.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            b.sequence.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            b.checkpoint
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        )),
+    }
+}

@@ -325,7 +325,6 @@ impl From<DisclosurePurpose> for Purpose {
 
 /// A disclosure to record.
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
 pub struct NewDisclosure {
     /// Who received the data.
     #[oai(validator(min_length = 1, max_length = 200))]

@@ -386,3 +386,104 @@ both_databases_with_clock!(
         app.stop().await;
     }
 );
+
+both_databases!(
+    async fn verification_reports_the_first_link_an_attacker_broke(app) {
+        let p = practice(&app, "x").await;
+        let (_, page) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!("/v1/organisations/{}/audit-events?limit=500", p.organisation),
+        )
+        .await;
+        let created = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["action"] == "create")
+            .min_by_key(|e| e["sequence"].as_u64())
+            .expect("a creation")
+            .clone();
+        // Someone with database access rewrites why the record was read.
+        app.execute("UPDATE audit_events SET purpose = 'research' WHERE action = 'create'")
+            .await;
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], false, "{report}");
+        let first = &report["first_break"];
+        assert_eq!(first["problem"], "hash_mismatch", "{report}");
+        assert_eq!(first["chain_id"], created["chain_id"]);
+        assert_eq!(first["sequence"], created["sequence"], "the first edited event is named");
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn two_server_processes_append_to_one_database_and_both_chains_verify(app) {
+        let p = practice(&app, "m").await;
+        let (url, data_dir) = app.data();
+        // A second server on the same database and keys: its own writer and chain.
+        let config = server::Config::try_from_args([
+            "custodia",
+            "--listen", "127.0.0.1:0",
+            "--database-url", &url,
+            "--data-dir", data_dir.to_str().expect("a UTF-8 path"),
+            "--password-iterations", "1000",
+            "--insecure-fast-password-hashing",
+            "--migrate", "never",
+        ])
+        .expect("a valid configuration");
+        let second = server::App::build(config).await.expect("a second process starts");
+        assert_ne!(second.state().audit().log().chain(), app.state().audit().log().chain());
+        let members = format!("/v1/organisations/{}/members", p.organisation);
+        let mut tasks = Vec::new();
+        for n in 0..40_u32 {
+            let sink = second.state().audit().sink();
+            tasks.push(tokio::spawn(async move {
+                let ctx = kernel::RequestContext::system("load", kernel::Purpose::Operations, chrono::Utc::now());
+                sink.record(kernel::AuditEvent::new(
+                    &ctx,
+                    kernel::AuditAction::Read,
+                    kernel::ResourceRef::new("probe", uuid::Uuid::now_v7()),
+                    None,
+                    kernel::AuditOutcome::Allowed,
+                ))
+                .await
+                .map(|receipt| (n, receipt))
+            }));
+        }
+        for _ in 0..20 {
+            let resp = app.client.get(app.url(&members)).bearer_auth(&p.admin).send().await.expect("answers");
+            assert_eq!(resp.status(), 200);
+        }
+        for task in tasks {
+            task.await.expect("joins").expect("durable on the second chain");
+        }
+        second.state().audit().log().checkpoint().await.expect("the second process signs");
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert!(report["chains"].as_u64().unwrap_or(0) >= 2, "{report}");
+        // The newest checkpoint names both chains.
+        let (_, page) = get_json(&app, &p.auditor.token, &format!("/v1/organisations/{}/audit-events", p.organisation)).await;
+        let event = &page["items"][0];
+        let (status, proof) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!(
+                "/v1/audit/chains/{}/events/{}/inclusion-proof",
+                event["chain_id"].as_str().expect("chain"),
+                event["sequence"]
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{proof}");
+        let named: Vec<&str> = proof["checkpoint"]["heads"]
+            .as_array()
+            .expect("heads")
+            .iter()
+            .filter_map(|h| h["chain_id"].as_str())
+            .collect();
+        assert!(named.contains(&second.state().audit().log().chain().to_string().as_str()), "{named:?}");
+        assert!(named.contains(&app.state().audit().log().chain().to_string().as_str()), "{named:?}");
+        app.stop().await;
+    }
+);

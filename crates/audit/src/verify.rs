@@ -402,7 +402,8 @@ impl ChainVerifier<'_> {
 /// How many events one read fetches.
 const PAGE: u32 = 10_000;
 
-/// Verifies everything `repository` holds against `keys`.
+/// Verifies everything `repository` holds against `keys`, as of the moment its
+/// chain heads are read: events appended while it runs are left for the next run.
 ///
 /// # Errors
 /// When storage cannot be read.
@@ -421,11 +422,15 @@ pub async fn verify_repository(
         let mut chain_verifier = verifier.chain(chain, recorded);
         let mut after = 0;
         loop {
-            let page = repository.events(chain, after, PAGE).await?;
+            let mut page = repository.events(chain, after, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            // Events appended after the heads were read are left for the next run:
+            // a live log is verified as of one moment.
+            page.retain(|e| e.sequence <= recorded);
             let Some(last) = page.last() else { break };
             after = last.sequence;
             chain_verifier.feed(&page);
-            if chain_verifier.stopped() || page.len() < PAGE as usize {
+            if chain_verifier.stopped() || !full || after >= recorded {
                 break;
             }
         }

@@ -513,3 +513,55 @@ async fn concurrent_events_share_commits() {
     sequences.sort_unstable();
     assert_eq!(sequences, (1..=500).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_log_verifies_while_writers_keep_appending() {
+    let repository = Arc::new(MemoryRepository::new());
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let key = SigningKey::from_seed(&[5; 32]).expect("seed");
+    let public = key.verifying_key();
+    let config = LogConfig {
+        checkpoint_every_events: 50,
+        ..LogConfig::default()
+    };
+    let log = AuditLog::start(repository.clone(), key, clock.clone(), config)
+        .await
+        .expect("start");
+    let at = clock.now();
+    for n in 0..120 {
+        log.record(event(at, UserId::new(), SubjectId::new(), n))
+            .await
+            .expect("durable");
+    }
+    // As `verify_repository` does: checkpoints, then heads, are read; more events
+    // (and a checkpoint) land before the events are read. The verifier checks the
+    // log as of its heads, not a torn view.
+    let checkpoints = audit::ports::AuditRepository::checkpoints(repository.as_ref())
+        .await
+        .expect("checkpoints");
+    let heads = audit::ports::AuditRepository::heads(repository.as_ref())
+        .await
+        .expect("heads");
+    for n in 0..80 {
+        log.record(event(at, UserId::new(), SubjectId::new(), n))
+            .await
+            .expect("durable");
+    }
+    let recorded = heads[0].size;
+    let events: Vec<SealedEvent> = repository
+        .memory()
+        .events
+        .values()
+        .filter(|e| e.sequence <= recorded)
+        .cloned()
+        .collect();
+    let mut verifier = audit::verify::Verifier::new(std::slice::from_ref(&public), &checkpoints);
+    let mut chain = verifier.chain(heads[0].chain, recorded);
+    chain.feed(&events);
+    chain.end();
+    let report = verifier.finish();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, 120);
+    let full = verify(repository.memory().clone(), &public).await;
+    assert!(full.is_intact(), "{full:?}");
+}

@@ -562,6 +562,7 @@ async fn a_log_verifies_while_writers_keep_appending() {
     let report = verifier.finish();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.events, 120);
-    let full = verify(repository.memory().clone(), &public).await;
+    let memory = repository.memory().clone();
+    let full = verify(memory, &public).await;
     assert!(full.is_intact(), "{full:?}");
 }

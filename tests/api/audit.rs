@@ -487,3 +487,47 @@ both_databases!(
         app.stop().await;
     }
 );
+
+both_databases!(
+    async fn an_api_key_is_recorded_as_the_key_not_as_the_person_who_made_it(app) {
+        let p = practice(&app, "k").await;
+        let created: Value = app
+            .client
+            .post(app.url(&format!("/v1/organisations/{}/api-keys", p.organisation)))
+            .bearer_auth(&p.admin)
+            .json(&json!({ "name": "EHR sync", "role": "org_admin" }))
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("JSON");
+        let key = created["secret"].as_str().expect("a secret");
+        let key_id = created["key"]["id"].as_str().expect("an id");
+        let resp = app
+            .client
+            .get(app.url(&format!("/v1/organisations/{}/members", p.organisation)))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 200);
+        let request_id = resp.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+        let (_, page) = get_json(
+            &app,
+            &p.auditor.token,
+            &format!("/v1/organisations/{}/audit-events?request_id={request_id}", p.organisation),
+        )
+        .await;
+        let items = page["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{page}");
+        let actor = &items[0]["actor"];
+        assert_eq!(actor["kind"], "api_key", "{actor}");
+        assert_eq!(actor["api_key_id"], key_id);
+        assert!(actor["user_id"].is_null(), "the key's creator is not named as acting");
+        assert!(actor["roles"].as_array().expect("roles").contains(&json!("org_admin")));
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        app.stop().await;
+    }
+);

@@ -46,6 +46,8 @@ pub enum ActorKind {
     Operator = 2,
     /// Custodia itself.
     System = 3,
+    /// A practice's API key (an integration), acting with its role.
+    ApiKey = 4,
 }
 
 impl ActorKind {
@@ -57,15 +59,22 @@ impl ActorKind {
             Self::Member => "member",
             Self::Operator => "operator",
             Self::System => "system",
+            Self::ApiKey => "api_key",
         }
     }
 
     /// Parses [`ActorKind::as_str`]'s output.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Anonymous, Self::Member, Self::Operator, Self::System]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Anonymous,
+            Self::Member,
+            Self::Operator,
+            Self::System,
+            Self::ApiKey,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -74,7 +83,7 @@ impl ActorKind {
 pub struct StoredActor {
     /// The kind.
     pub kind: ActorKind,
-    /// The person, until erased.
+    /// The person (for [`ActorKind::ApiKey`], the key), until erased.
     pub id: Option<Uuid>,
     /// The client address, until the person is erased.
     pub client_address: Option<String>,
@@ -298,20 +307,11 @@ impl SealedEvent {
         prev_hash: Hash,
         erased_pseudonym: Option<Hash>,
     ) -> Self {
-        let (kind, id, roles, component) = match &event.actor {
-            kernel::Actor::Anonymous => (ActorKind::Anonymous, None, 0, None),
-            kernel::Actor::Member { user, roles } => (
-                ActorKind::Member,
-                Some(user.as_uuid()),
-                role_bits(*roles),
-                None,
-            ),
-            kernel::Actor::PlatformOperator { user } => {
-                (ActorKind::Operator, Some(user.as_uuid()), 0, None)
+        let (kind, id, roles, component) = match (&event.actor, event.api_key) {
+            (kernel::Actor::Member { roles, .. }, Some(key)) => {
+                (ActorKind::ApiKey, Some(key), role_bits(*roles), None)
             }
-            kernel::Actor::System { component } => {
-                (ActorKind::System, None, 0, Some((*component).to_owned()))
-            }
+            (actor, _) => Self::actor_parts(actor),
         };
         let client_address = event.client_address.map(|a| a.to_string());
         let commitment = (id.is_some() || client_address.is_some())
@@ -353,6 +353,25 @@ impl SealedEvent {
         };
         sealed.hash = sealed.compute_hash();
         sealed
+    }
+
+    /// Kind, id, role bits and component of an actor acting in person.
+    fn actor_parts(actor: &kernel::Actor) -> (ActorKind, Option<Uuid>, u8, Option<String>) {
+        match actor {
+            kernel::Actor::Anonymous => (ActorKind::Anonymous, None, 0, None),
+            kernel::Actor::Member { user, roles } => (
+                ActorKind::Member,
+                Some(user.as_uuid()),
+                role_bits(*roles),
+                None,
+            ),
+            kernel::Actor::PlatformOperator { user } => {
+                (ActorKind::Operator, Some(user.as_uuid()), 0, None)
+            }
+            kernel::Actor::System { component } => {
+                (ActorKind::System, None, 0, Some((*component).to_owned()))
+            }
+        }
     }
 
     /// The roles acted with.

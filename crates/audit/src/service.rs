@@ -22,7 +22,7 @@ use kernel::{
 use uuid::Uuid;
 
 use crate::checkpoint::{Checkpoint, VerifyingKey};
-use crate::event::{ChainId, SealedEvent};
+use crate::event::{ActorKind, ChainId, SealedEvent};
 use crate::log::AuditLog;
 use crate::ports::{
     AuditRepository, AuditStoreError, DisclosureRecord, Erasure, EventCursor, EventFilter,
@@ -89,11 +89,12 @@ pub struct InclusionProof {
 pub struct AccessEntry {
     /// When.
     pub at: DateTime<Utc>,
-    /// Who, while they are not erased.
+    /// Who, while they are not erased (a person; an API key is named by
+    /// `actor_kind` only).
     pub actor: Option<UserId>,
     /// Whether the actor was a person since erased.
     pub actor_erased: bool,
-    /// The kind of actor (`member`, `operator`, `system`, `anonymous`).
+    /// The kind of actor (`member`, `operator`, `system`, `anonymous`, `api_key`).
     pub actor_kind: &'static str,
     /// The roles they acted with.
     pub roles: Vec<Role>,
@@ -558,9 +559,10 @@ impl AuditService {
 }
 
 fn access_entry(event: &SealedEvent) -> AccessEntry {
+    let person = matches!(event.actor.kind, ActorKind::Member | ActorKind::Operator);
     AccessEntry {
         at: event.at,
-        actor: event.actor.id.map(UserId::from_uuid),
+        actor: event.actor.id.filter(|_| person).map(UserId::from_uuid),
         actor_erased: event.actor.pseudonym.is_some(),
         actor_kind: event.actor.kind.as_str(),
         roles: event.roles(),

@@ -117,6 +117,9 @@ pub struct AuditEvent {
     pub request_id: RequestId,
     /// The client's address.
     pub client_address: Option<IpAddr>,
+    /// The practice API key the actor acted through, if any: the key, not its
+    /// creator, is then recorded as acting.
+    pub api_key: Option<uuid::Uuid>,
     /// For a [`AuditAction::Disclose`] event: what went to whom, and on what
     /// ground (HIPAA §164.528 accounting of disclosures).
     pub disclosure: Option<Disclosure>,
@@ -170,6 +173,7 @@ impl AuditEvent {
             outcome,
             request_id: ctx.request_id(),
             client_address: ctx.client().address(),
+            api_key: ctx.api_key(),
             disclosure: None,
         }
     }

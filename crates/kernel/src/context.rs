@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use uuid::Uuid;
+
 use crate::{OrganisationId, Purpose, RequestId, UserId};
 
 /// A role a person holds in a practice.
@@ -263,6 +265,7 @@ pub struct RequestContext {
     request_id: RequestId,
     client: ClientInfo,
     at: DateTime<Utc>,
+    api_key: Option<Uuid>,
 }
 
 impl RequestContext {
@@ -287,7 +290,23 @@ impl RequestContext {
             request_id,
             client,
             at,
+            api_key: None,
         }
+    }
+
+    /// The same request, made with the practice API key `key`: the actor stays
+    /// the key's role in the practice (and its creator, who answers for it), and
+    /// audit records the key as the one acting.
+    #[must_use]
+    pub const fn through_api_key(mut self, key: Uuid) -> Self {
+        self.api_key = Some(key);
+        self
+    }
+
+    /// The practice API key the request was made with, if any.
+    #[must_use]
+    pub const fn api_key(&self) -> Option<Uuid> {
+        self.api_key
     }
 
     /// A context for a background job of Custodia itself.

@@ -125,7 +125,11 @@ impl SessionAuth {
     /// The context of this authenticated request.
     #[must_use]
     pub fn context(&self, state: &AppState, req: &Request, purpose: Purpose) -> RequestContext {
-        context(state, req, self.0.actor, self.0.organisation, purpose)
+        let ctx = context(state, req, self.0.actor, self.0.organisation, purpose);
+        match self.0.credential {
+            identity::integrations::Credential::ApiKey(key) => ctx.through_api_key(key.as_uuid()),
+            _ => ctx,
+        }
     }
 
     /// The context of a request that only a person may make: anything on the

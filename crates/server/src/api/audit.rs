@@ -7,7 +7,7 @@
 //! write the audit event is 503 and no data is returned (fail closed).
 
 use audit::AuditServiceError;
-use audit::event::SealedEvent;
+use audit::event::{ActorKind, SealedEvent};
 use audit::ports::EventCursor;
 use audit::service::{AccessEntry, DisclosureEntry, InclusionProof};
 use base64::Engine as _;
@@ -108,10 +108,12 @@ pub struct AuditVerification {
 /// Who acted.
 #[derive(Debug, Object)]
 pub struct AuditActor {
-    /// `member`, `operator`, `system` or `anonymous`.
+    /// `member`, `operator`, `system`, `anonymous` or `api_key`.
     pub kind: String,
     /// The person; absent for no person, or one since erased.
     pub user_id: Option<Uuid>,
+    /// For `api_key`: the practice API key that acted.
+    pub api_key_id: Option<Uuid>,
     /// Whether the person was erased (their id is now a pseudonym).
     pub erased: bool,
     /// The roles acted with.
@@ -166,7 +168,8 @@ impl From<&SealedEvent> for AuditEventView {
             at: e.at,
             actor: AuditActor {
                 kind: e.actor.kind.as_str().to_owned(),
-                user_id: e.actor.id,
+                user_id: e.actor.id.filter(|_| e.actor.kind != ActorKind::ApiKey),
+                api_key_id: e.actor.id.filter(|_| e.actor.kind == ActorKind::ApiKey),
                 erased: e.actor.pseudonym.is_some(),
                 roles: e.roles().iter().map(|r| r.as_str().to_owned()).collect(),
                 component: e.actor.component.clone(),
@@ -266,7 +269,8 @@ pub struct AccessReportEntry {
     pub name: Option<String>,
     /// Their account.
     pub user_id: Option<Uuid>,
-    /// `member`, `operator`, `system` or `anonymous`.
+    /// `member`, `operator`, `system`, `anonymous` or `api_key` (an integration of
+    /// the practice).
     pub actor_kind: String,
     /// The roles they acted with.
     pub roles: Vec<String>,

@@ -171,11 +171,12 @@ fn read(
         outcome: AuditOutcome::Allowed,
         request_id: RequestId::new(),
         client_address: Some(IpAddr::from([10, 1, 2, 3])),
+        api_key: None,
         disclosure: None,
     }
 }
 
-/// Events of every shape: members, the system, anonymous callers, denials.
+/// Events of every shape: members, API keys, the system, anonymous callers, denials.
 fn varied(n: usize) -> Vec<AuditEvent> {
     let organisation = OrganisationId::new();
     (0..n)
@@ -186,7 +187,8 @@ fn varied(n: usize) -> Vec<AuditEvent> {
                 SubjectId::new(),
                 moment(i64::try_from(i).expect("small")),
             );
-            match i % 4 {
+            match i % 5 {
+                4 => event.api_key = Some(Uuid::now_v7()),
                 1 => {
                     event.actor = Actor::System {
                         component: "retention",

@@ -531,3 +531,39 @@ both_databases!(
         app.stop().await;
     }
 );
+
+both_databases!(
+    async fn repeated_denials_and_broad_access_raise_alerts_for_the_auditor(app) {
+        let p = practice(&app, "u").await;
+        let staff = app.signed_in_member(&p.admin, "staff-u@example.com", "staff").await;
+        let members = format!("/v1/organisations/{}/members", p.organisation);
+        for _ in 0..5 {
+            let (status, _) = get_json(&app, &staff.token, &members).await;
+            assert_eq!(status, 403);
+        }
+        let alerts_path = format!("/v1/organisations/{}/access-alerts", p.organisation);
+        let (status, alerts) = get_json(&app, &p.auditor.token, &alerts_path).await;
+        assert_eq!(status, 200, "{alerts}");
+        let items = alerts["items"].as_array().expect("items");
+        let denial = items
+            .iter()
+            .find(|a| a["kind"] == "repeated_denials")
+            .unwrap_or_else(|| panic!("five refusals raise an alert: {alerts}"));
+        assert_eq!(denial["actor_id"], staff.user_id.as_str());
+        assert_eq!(denial["count"], 5);
+        // The provider created two clients: two different people, an alert at 2.
+        let (_, broad) = get_json(&app, &p.privacy_officer.token, &format!("{alerts_path}?max_subjects=2")).await;
+        assert!(
+            broad["items"].as_array().expect("items").iter().any(|a| a["kind"] == "broad_access"),
+            "{broad}"
+        );
+        // Nobody else: staff get 403, another practice 404.
+        let (status, _) = get_json(&app, &staff.token, &alerts_path).await;
+        assert_eq!(status, 403);
+        let other_admin = app.signed_in_provider("elsewhere-u@example.com").await;
+        let other = app.signed_in_member(&other_admin, "aud-u2@example.com", "auditor").await;
+        let (status, _) = get_json(&app, &other.token, &alerts_path).await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+);

@@ -13,7 +13,7 @@ use tests::{TestApp, both_databases};
 /// Operations that touch health data: that a person is a client of a practice,
 /// their account and guardians, a practice's people, the export of a person's
 /// data, and the audit log itself (who accessed whose data, disclosures).
-const AUDITED: [&str; 15] = [
+const AUDITED: [&str; 16] = [
     "createClient",
     "linkGuardian",
     "reportClientUnder13",
@@ -29,6 +29,7 @@ const AUDITED: [&str; 15] = [
     "listMyDisclosures",
     "listClientDisclosures",
     "recordDisclosure",
+    "listAccessAlerts",
 ];
 
 /// Audited operations on the caller's own data only: no one else can be refused
@@ -267,6 +268,8 @@ both_databases!(
             call("getAuditInclusionProof", "GET", proof, &staff.token, none(), 403, "denied"),
             call("listAuditEvents", "GET", format!("/v1/organisations/{org}/audit-events"), &officer.token, none(), 200, "allowed"),
             call("listAuditEvents", "GET", format!("/v1/organisations/{org}/audit-events"), &staff.token, none(), 403, "denied"),
+            call("listAccessAlerts", "GET", format!("/v1/organisations/{org}/access-alerts"), &auditor.token, none(), 200, "allowed"),
+            call("listAccessAlerts", "GET", format!("/v1/organisations/{org}/access-alerts"), &staff.token, none(), 403, "denied"),
             call("recordDisclosure", "POST", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &officer.token, disclosure.clone(), 201, "allowed"),
             call("recordDisclosure", "POST", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &staff.token, disclosure.clone(), 403, "denied"),
             call("recordDisclosure", "POST", format!("/v1/organisations/{org}/clients/{c}/disclosures"), &other_admin, disclosure, 404, "denied"),

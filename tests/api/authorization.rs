@@ -136,9 +136,11 @@ const PRACTICE_ADMIN: [&str; 3] = ["createApiKey", "listApiKeys", "revokeApiKey"
 /// (`tests::audit::an_auditor_verifies_the_log_and_no_one_else_may`,
 /// `an_auditor_checks_an_inclusion_proof_with_nothing_but_the_proof`,
 /// `disclosures_are_recorded_and_accounted_to_the_subject_and_privacy_officer`,
+/// `repeated_denials_and_broad_access_raise_alerts_for_the_auditor`,
 /// `tests::audit_coverage`).
-const AUDIT_OVERSIGHT: [&str; 5] = [
+const AUDIT_OVERSIGHT: [&str; 6] = [
     "verifyAuditLog",
+    "listAccessAlerts",
     "getAuditInclusionProof",
     "listAuditEvents",
     "listClientDisclosures",

@@ -9,6 +9,8 @@
 //! - other contexts record disclosures through [`kernel::AuditSink`] with
 //!   [`kernel::AuditEvent::with_disclosure`], or through
 //!   [`AuditService::record_disclosure`] for one entered by hand;
+//! - auditors and privacy officers see which actors' recent accesses look unusual
+//!   (U6: repeated denials, or many different people's data);
 //! - the rights engine erases a subject ([`AuditService::erase_subject`]) and the
 //!   retention job prunes ([`AuditService::apply_retention`]).
 
@@ -124,6 +126,67 @@ pub struct DisclosureEntry {
     /// Its sequence number.
     pub sequence: u64,
 }
+
+/// Why an actor's recent accesses look unusual (U6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Many refused accesses: probing for records one may not see.
+    RepeatedDenials,
+    /// Many different people's data: far beyond one caseload.
+    BroadAccess,
+}
+
+impl AlertKind {
+    /// The stable machine name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RepeatedDenials => "repeated_denials",
+            Self::BroadAccess => "broad_access",
+        }
+    }
+}
+
+/// One actor whose accesses in the window crossed a threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessAlert {
+    /// Why.
+    pub kind: AlertKind,
+    /// The actor's kind (`member`, `api_key`, ...).
+    pub actor_kind: &'static str,
+    /// The person or API key.
+    pub actor: Uuid,
+    /// How many denials, or how many distinct subjects.
+    pub count: u64,
+    /// The threshold it crossed.
+    pub threshold: u64,
+    /// The first and last event counted.
+    pub first_at: DateTime<Utc>,
+    /// The last event counted.
+    pub last_at: DateTime<Utc>,
+}
+
+/// When accesses count as unusual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertThresholds {
+    /// Denials of one actor in the window.
+    pub denials: u64,
+    /// Distinct subjects one actor touched in the window.
+    pub subjects: u64,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        Self {
+            denials: 5,
+            subjects: 50,
+        }
+    }
+}
+
+/// The most events one alert scan reads; a window holding more is scanned from
+/// its newest events.
+const ALERT_SCAN_LIMIT: usize = 200_000;
 
 /// A page of events, newest first.
 #[derive(Debug, Clone)]
@@ -338,6 +401,98 @@ impl AuditService {
                 sequence: e.sequence,
             });
         Ok(EventPage { events, next })
+    }
+
+    /// Actors of the practice whose accesses since `since` look unusual (U6):
+    /// repeated denials, or the data of many different people. For auditors and
+    /// privacy officers; the scan reads the practice's events of the window only.
+    ///
+    /// # Errors
+    /// [`AuditServiceError::Forbidden`], [`AuditServiceError::NotFound`] (another
+    /// practice), [`AuditServiceError::Unavailable`].
+    pub async fn access_alerts(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        since: DateTime<Utc>,
+        thresholds: AlertThresholds,
+    ) -> Result<Vec<AccessAlert>, AuditServiceError> {
+        use std::collections::{BTreeMap, BTreeSet};
+
+        struct Seen {
+            kind: &'static str,
+            denials: u64,
+            subjects: BTreeSet<Uuid>,
+            first_at: DateTime<Utc>,
+            last_at: DateTime<Utc>,
+        }
+        let resource = ResourceRef::new(AUDIT_LOG, organisation.as_uuid());
+        let roles = [Role::Auditor, Role::PrivacyOfficer];
+        self.require(ctx, &roles, Some(organisation), resource, None)
+            .await?;
+        let filter = EventFilter::Organisation(organisation.as_uuid());
+        let mut seen: BTreeMap<Uuid, Seen> = BTreeMap::new();
+        let mut cursor = None;
+        let mut scanned = 0;
+        loop {
+            let page = self.page(filter, since, cursor, 500).await?;
+            scanned += page.events.len();
+            for event in &page.events {
+                let Some(actor) = event.actor.id else {
+                    continue;
+                };
+                let entry = seen.entry(actor).or_insert_with(|| Seen {
+                    kind: event.actor.kind.as_str(),
+                    denials: 0,
+                    subjects: BTreeSet::new(),
+                    first_at: event.at,
+                    last_at: event.at,
+                });
+                entry.first_at = entry.first_at.min(event.at);
+                entry.last_at = entry.last_at.max(event.at);
+                if event.denied.is_some() {
+                    entry.denials += 1;
+                } else if let Some(subject) = event.subject.as_ref().and_then(|s| s.id) {
+                    entry.subjects.insert(subject);
+                }
+            }
+            cursor = page.next;
+            if cursor.is_none() || scanned >= ALERT_SCAN_LIMIT {
+                break;
+            }
+        }
+        self.record(AuditEvent::new(
+            ctx,
+            AuditAction::List,
+            resource,
+            None,
+            AuditOutcome::Allowed,
+        ))
+        .await?;
+        let mut alerts = Vec::new();
+        for (actor, s) in seen {
+            let mut raise = |kind, count, threshold| {
+                if count >= threshold {
+                    alerts.push(AccessAlert {
+                        kind,
+                        actor_kind: s.kind,
+                        actor,
+                        count,
+                        threshold,
+                        first_at: s.first_at,
+                        last_at: s.last_at,
+                    });
+                }
+            };
+            raise(AlertKind::RepeatedDenials, s.denials, thresholds.denials);
+            raise(
+                AlertKind::BroadAccess,
+                s.subjects.len() as u64,
+                thresholds.subjects,
+            );
+        }
+        alerts.sort_by(|a, b| b.count.cmp(&a.count));
+        Ok(alerts)
     }
 
     /// An inclusion proof of event `sequence` of `chain` against the newest signed

@@ -260,6 +260,35 @@ pub struct AuditInclusionProof {
     pub signing_public_key: String,
 }
 
+/// An actor whose recent accesses look unusual.
+#[derive(Debug, Object)]
+pub struct AccessAlertView {
+    /// `repeated_denials` (many refused accesses) or `broad_access` (many
+    /// different people's data).
+    pub kind: String,
+    /// `member`, `operator` or `api_key`.
+    pub actor_kind: String,
+    /// The person or API key.
+    pub actor_id: Uuid,
+    /// How many denials, or how many different people.
+    pub count: u64,
+    /// The threshold it reached.
+    pub threshold: u64,
+    /// The first event counted.
+    pub first_at: DateTime<Utc>,
+    /// The last event counted.
+    pub last_at: DateTime<Utc>,
+}
+
+/// Unusual access in the window, most striking first.
+#[derive(Debug, Object)]
+pub struct AccessAlerts {
+    /// The start of the window.
+    pub since: DateTime<Utc>,
+    /// The alerts.
+    pub items: Vec<AccessAlertView>,
+}
+
 /// Who accessed your data.
 #[derive(Debug, Object)]
 pub struct AccessReportEntry {
@@ -585,6 +614,62 @@ impl AuditApi {
         Ok(Found::Ok(Json(AuditEventPage {
             items: page.events.iter().map(Into::into).collect(),
             next_cursor: page.next.map(|c| cursor_for(organisation_id.0, &c)),
+        })))
+    }
+
+    /// Actors of the practice whose accesses in the last `hours` (default 24) look
+    /// unusual: at least `max_denials` refusals, or the data of at least
+    /// `max_subjects` different people (auditors, privacy officers).
+    #[oai(
+        path = "/organisations/:organisation_id/access-alerts",
+        method = "get",
+        operation_id = "listAccessAlerts"
+    )]
+    async fn access_alerts(
+        &self,
+        req: &Request,
+        auth: SessionAuth,
+        organisation_id: Path<Uuid>,
+        /// The window, in hours: 1 to 720, default 24.
+        #[oai(validator(minimum(value = "1"), maximum(value = "720")))]
+        hours: Query<Option<u32>>,
+        /// Denials that raise an alert: 1 to 10000, default 5.
+        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+        max_denials: Query<Option<u64>>,
+        /// Different people whose data raises an alert: 1 to 100000, default 50.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100000")))]
+        max_subjects: Query<Option<u64>>,
+    ) -> Result<Found<AccessAlerts>, ApiError> {
+        let ctx = auth.context(&self.state, req, Purpose::Oversight);
+        let defaults = audit::service::AlertThresholds::default();
+        let since = ctx.at() - chrono::TimeDelta::hours(i64::from(hours.0.unwrap_or(24)));
+        let alerts = self
+            .state
+            .audit()
+            .access_alerts(
+                &ctx,
+                OrganisationId::from_uuid(organisation_id.0),
+                since,
+                audit::service::AlertThresholds {
+                    denials: max_denials.0.unwrap_or(defaults.denials),
+                    subjects: max_subjects.0.unwrap_or(defaults.subjects),
+                },
+            )
+            .await?;
+        Ok(Found::Ok(Json(AccessAlerts {
+            since,
+            items: alerts
+                .into_iter()
+                .map(|a| AccessAlertView {
+                    kind: a.kind.as_str().to_owned(),
+                    actor_kind: a.actor_kind.to_owned(),
+                    actor_id: a.actor,
+                    count: a.count,
+                    threshold: a.threshold,
+                    first_at: a.first_at,
+                    last_at: a.last_at,
+                })
+                .collect(),
         })))
     }
 

@@ -491,7 +491,7 @@ impl AuditService {
                 thresholds.subjects,
             );
         }
-        alerts.sort_by(|a, b| b.count.cmp(&a.count));
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.count));
         Ok(alerts)
     }
 

@@ -566,3 +566,36 @@ async fn a_log_verifies_while_writers_keep_appending() {
     let full = verify(memory, &public).await;
     assert!(full.is_intact(), "{full:?}");
 }
+
+/// A process that stops before appending anything still signs its (empty) head, as
+/// the server does at shutdown: such a chain verifies (the crash test found that it
+/// did not).
+#[tokio::test]
+async fn a_chain_checkpointed_while_empty_verifies() {
+    let repository = Arc::new(MemoryRepository::new());
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let key = SigningKey::from_seed(&[5; 32]).expect("seed");
+    let public = key.verifying_key();
+    let busy = AuditLog::start(
+        repository.clone(),
+        SigningKey::from_seed(&[5; 32]).expect("seed"),
+        clock.clone(),
+        LogConfig::default(),
+    )
+    .await
+    .expect("start");
+    for n in 0..3 {
+        busy.record(event(clock.now(), UserId::new(), SubjectId::new(), n))
+            .await
+            .expect("durable");
+    }
+    let idle = AuditLog::start(repository.clone(), key, clock.clone(), LogConfig::default())
+        .await
+        .expect("start");
+    idle.checkpoint().await.expect("checkpoint");
+    busy.checkpoint().await.expect("checkpoint");
+    let memory = repository.memory().clone();
+    let report = verify(memory, &public).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.chains, report.events), (2, 3));
+}

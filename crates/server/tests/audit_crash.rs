@@ -193,17 +193,16 @@ async fn provider(base: &str, database_url: &str, master_key: &str) -> (String, 
     (session, organisation)
 }
 
-/// `CLIENTS` tasks listing members back to back until the server stops answering;
-/// the request ids of the 200 answers, shared as they arrive.
-fn load(
-    base: &str,
-    session: &str,
-    organisation: Uuid,
-) -> (
+/// The request ids acknowledged so far, the flag that stops the load, and its tasks.
+type Load = (
     Arc<Mutex<Vec<Uuid>>>,
     Arc<AtomicBool>,
     Vec<tokio::task::JoinHandle<()>>,
-) {
+);
+
+/// `CLIENTS` tasks listing members back to back until the server stops answering;
+/// the request ids of the 200 answers, shared as they arrive.
+fn load(base: &str, session: &str, organisation: Uuid) -> Load {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let url = format!("{base}/v1/organisations/{organisation}/members");

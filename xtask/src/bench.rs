@@ -1,4 +1,5 @@
 //! `cargo xtask bench identity`: does a flood of sign-ins starve other requests?
+//! (`bench audit` is in [`crate::bench_audit`].)
 //!
 //! Builds the real server in release mode, starts it on a temporary SQLite
 //! database with the production password iterations (600,000; never the insecure
@@ -41,6 +42,9 @@ pub enum Target {
     /// Sign-in throughput, and authenticated-read latency with and without a
     /// sign-in flood.
     Identity(IdentityArgs),
+    /// The audit log: group-commit throughput against the database's own commit
+    /// rate, the latency a request pays for its event, and verification speed.
+    Audit(crate::bench_audit::AuditArgs),
 }
 
 /// Options of `bench identity`.
@@ -79,6 +83,7 @@ const PASSWORD: &str = "bench horse battery staple";
 pub async fn run(target: Target, root: &Path) -> Result<(), String> {
     match target {
         Target::Identity(args) => identity(args, root).await,
+        Target::Audit(args) => crate::bench_audit::run(args, root).await,
     }
 }
 

@@ -7,6 +7,8 @@
 //! - `seed --size N`: realistic demo data;
 //! - `outbox-secret --user ID [--kind K]`: the token of a person's newest queued notice.
 //! - `bench identity`: sign-in throughput and read latency under a sign-in flood;
+//! - `bench audit`: the audit log's group-commit throughput and latency against the
+//!   database's own commit rate, and verification speed, on SQLite and PostgreSQL;
 //! - `verify audit`: every chain and signed checkpoint of the audit log.
 
 #![allow(
@@ -16,6 +18,7 @@
 )]
 
 mod bench;
+mod bench_audit;
 mod db;
 mod openapi;
 mod outbox;

@@ -193,12 +193,12 @@ async fn provider(base: &str, database_url: &str, master_key: &str) -> (String, 
     (session, organisation)
 }
 
-/// The request ids acknowledged so far, the flag that stops the load, and its tasks.
-type Load = (
-    Arc<Mutex<Vec<Uuid>>>,
-    Arc<AtomicBool>,
-    Vec<tokio::task::JoinHandle<()>>,
-);
+/// Clients listing members, and the request ids of the 200 answers so far.
+struct Load {
+    acked: Arc<Mutex<Vec<Uuid>>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
 
 /// `CLIENTS` tasks listing members back to back until the server stops answering;
 /// the request ids of the 200 answers, shared as they arrive.
@@ -240,7 +240,11 @@ fn load(base: &str, session: &str, organisation: Uuid) -> Load {
             })
         })
         .collect();
-    (acked, stop, workers)
+    Load {
+        acked,
+        stop,
+        workers,
+    }
 }
 
 async fn crash_and_verify(database_url: &str) {
@@ -268,7 +272,11 @@ async fn crash_and_verify(database_url: &str) {
     wait_until_ready(&mut server, &base).await;
     let (session, organisation) = provider(&base, database_url, &master_key).await;
 
-    let (acked, stop, workers) = load(&base, &session, organisation);
+    let Load {
+        acked,
+        stop,
+        workers,
+    } = load(&base, &session, organisation);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(120);
     loop {

@@ -9,13 +9,17 @@
 //!   person's consent is needed, opt-in or opt-out; and [`catalogue::PracticePolicy`],
 //!   a practice's settings, which may only make a purpose stricter, except the
 //!   marketing mode the practice chooses (U4).
+//! - [`ledger`]: the append-only consent ledger, hash-chained per subject, which
+//!   refuses an event that contradicts the history (withdrawing a consent never
+//!   given) before anything is written.
 //!
-//! The ledger, policy versions, HIPAA authorisations and the `ConsentGate`
+//! The projection, policy versions, HIPAA authorisations and the `ConsentGate`
 //! decisions build on this catalogue (issue #5).
 
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod ledger;
 
 pub use catalogue::{
     ConsentMode, GdprBasis, GdprCondition, HipaaBasis, PracticePolicy, PurposeRule,

@@ -12,13 +12,16 @@
 //! - [`ledger`]: the append-only consent ledger, hash-chained per subject, which
 //!   refuses an event that contradicts the history (withdrawing a consent never
 //!   given) before anything is written.
+//! - [`decision`]: the projection of the ledger that decides each use, in the
+//!   order of precedence restriction, objection, opt-out of sharing, then consent.
 //!
-//! The projection, policy versions, HIPAA authorisations and the `ConsentGate`
+//! Policy versions, HIPAA authorisations and the `ConsentGate`
 //! decisions build on this catalogue (issue #5).
 
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod decision;
 pub mod ledger;
 
 pub use catalogue::{

@@ -25,6 +25,26 @@ mod m20261123_000004_profiles;
 mod m20261123_000005_invitations;
 mod m20261123_000006_audit;
 
+/// Creates index `name` on `table` over `columns` (unique when asked): the one
+/// helper migrations share; it names nothing of any schema.
+async fn create_index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    columns: &[DynIden],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for column in columns {
+        index.col(column.clone());
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index.to_owned()).await
+}
+
 /// Every migration, oldest first.
 #[derive(Debug)]
 pub struct Migrator;

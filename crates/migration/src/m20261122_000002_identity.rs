@@ -15,6 +15,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::create_index;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -129,24 +131,6 @@ fn references_organisation(
         .to_owned()
 }
 
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    columns: &[DynIden],
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column.clone());
-    }
-    if unique {
-        index.unique();
-    }
-    manager.create_index(index.to_owned()).await
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -190,7 +174,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "users_email_index",
             Users::Table,
@@ -198,7 +182,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "users_subject",
             Users::Table,
@@ -206,7 +190,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "users_home_organisation",
             Users::Table,
@@ -244,7 +228,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "memberships_organisation",
             Memberships::Table,
@@ -280,7 +264,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "sessions_token_hash",
             Sessions::Table,
@@ -288,7 +272,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "sessions_user",
             Sessions::Table,
@@ -299,7 +283,7 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "sessions_organisation",
             Sessions::Table,
@@ -325,7 +309,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "one_time_tokens_user",
             OneTimeTokens::Table,
@@ -348,7 +332,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "security_events_user_at",
             SecurityEvents::Table,
@@ -378,7 +362,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "outbox_user_created",
             Outbox::Table,
@@ -386,7 +370,7 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "outbox_unsent",
             Outbox::Table,

@@ -10,6 +10,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::create_index;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -80,32 +82,19 @@ fn to_organisation(
         .to_owned()
 }
 
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    columns: Vec<DynIden>,
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column);
-    }
-    manager.create_index(index.to_owned()).await
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        index(
+        create_index(
             manager,
             "memberships_organisation_user",
             Memberships::Table,
-            vec![
+            &[
                 Memberships::OrganisationId.into_iden(),
                 Memberships::UserId.into_iden(),
                 Memberships::Role.into_iden(),
             ],
+            false,
         )
         .await?;
 
@@ -163,11 +152,12 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "guardianships_guardian",
             Guardianships::Table,
-            vec![Guardianships::GuardianId.into_iden()],
+            &[Guardianships::GuardianId.into_iden()],
+            false,
         )
         .await?;
 
@@ -197,11 +187,12 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "deletion_flags_flagged_at",
             DeletionFlags::Table,
-            vec![DeletionFlags::FlaggedAt.into_iden()],
+            &[DeletionFlags::FlaggedAt.into_iden()],
+            false,
         )
         .await
     }

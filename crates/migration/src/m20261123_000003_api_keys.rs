@@ -8,6 +8,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::create_index;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -71,24 +73,6 @@ fn references(
         .to_owned()
 }
 
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    columns: &[DynIden],
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column.clone());
-    }
-    if unique {
-        index.unique();
-    }
-    manager.create_index(index.to_owned()).await
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -123,7 +107,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "api_keys_token_hash",
             ApiKeys::Table,
@@ -131,7 +115,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "api_keys_organisation",
             ApiKeys::Table,
@@ -181,7 +165,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "operator_sessions_token_hash",
             OperatorSessions::Table,
@@ -189,7 +173,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "operator_sessions_user",
             OperatorSessions::Table,

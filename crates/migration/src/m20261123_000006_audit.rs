@@ -21,6 +21,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::create_index;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -86,20 +88,6 @@ enum AuditDisclosures {
     SubjectId,
     DisclosedAt,
     DetailEnc,
-}
-
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    columns: Vec<DynIden>,
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column);
-    }
-    manager.create_index(index.to_owned()).await
 }
 
 #[async_trait::async_trait]
@@ -189,7 +177,7 @@ impl MigrationTrait for Migration {
                 vec![AuditEvents::RequestId.into_iden()],
             ),
         ] {
-            index(manager, name, AuditEvents::Table, columns).await?;
+            create_index(manager, name, AuditEvents::Table, &columns, false).await?;
         }
 
         manager
@@ -225,14 +213,15 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "audit_disclosures_by_subject",
             AuditDisclosures::Table,
-            vec![
+            &[
                 AuditDisclosures::SubjectId.into_iden(),
                 AuditDisclosures::DisclosedAt.into_iden(),
             ],
+            false,
         )
         .await
     }

@@ -120,7 +120,13 @@ const fn person_resource(kind: &'static str) -> ResourceRef {
 pub const PRACTICE_PEOPLE: &str = "practice_people";
 
 impl IdentityService {
-    /// Records an access to `target`'s account (a client's, for `action`) as the
+    /// The data-subject id of `user`, when the account exists: who an access to
+    /// their account is about.
+    async fn subject_of(&self, user: UserId) -> Result<Option<SubjectId>, IdentityError> {
+        Ok(self.ports.repository.user(user).await?.map(|u| u.subject))
+    }
+
+    /// Records an access about `subject` (a client's account, for `action`) as the
     /// outcome of `result`, before `result` is returned: allowed, or denied for a
     /// refusal (role, another practice or no such client, a conflict that would
     /// reveal the relationship). Validation failures touched nothing and are not
@@ -131,7 +137,7 @@ impl IdentityService {
         ctx: &RequestContext,
         action: AuditAction,
         resource: ResourceRef,
-        target: Option<UserId>,
+        subject: Option<SubjectId>,
         result: Result<T, IdentityError>,
     ) -> Result<T, IdentityError> {
         let outcome = match &result {
@@ -144,10 +150,6 @@ impl IdentityService {
             },
             Err(IdentityError::Conflict(_)) => AuditOutcome::Denied { reason: "conflict" },
             Err(_) => return result,
-        };
-        let subject = match target {
-            Some(user) => self.ports.repository.user(user).await?.map(|u| u.subject),
-            None => None,
         };
         self.ports
             .audit
@@ -294,9 +296,10 @@ impl IdentityService {
         form: NewClient,
     ) -> Result<Enrolled, IdentityError> {
         let result = self.enrol_client(ctx, organisation, form).await;
-        let target = result.as_ref().ok().map(|e| e.user().id);
+        // The enrolled account is at hand: no second lookup for its subject.
+        let subject = result.as_ref().ok().map(|e| e.user().subject);
         let resource = person_resource(CLIENT_ACCOUNT);
-        self.audited(ctx, AuditAction::Create, resource, target, result)
+        self.audited(ctx, AuditAction::Create, resource, subject, result)
             .await
     }
 
@@ -401,7 +404,8 @@ impl IdentityService {
             .link_guardian_unaudited(ctx, organisation, minor, form)
             .await;
         let resource = person_resource(CLIENT_ACCOUNT);
-        self.audited(ctx, AuditAction::Update, resource, Some(minor), result)
+        let subject = self.subject_of(minor).await?;
+        self.audited(ctx, AuditAction::Update, resource, subject, result)
             .await
     }
 
@@ -464,7 +468,8 @@ impl IdentityService {
             .report_under_13_unaudited(ctx, organisation, client)
             .await;
         let resource = person_resource(CLIENT_ACCOUNT);
-        self.audited(ctx, AuditAction::Update, resource, Some(client), result)
+        let subject = self.subject_of(client).await?;
+        self.audited(ctx, AuditAction::Update, resource, subject, result)
             .await
     }
 
@@ -606,7 +611,8 @@ impl IdentityService {
             .remove_role_unaudited(ctx, organisation, member, role)
             .await;
         let resource = person_resource(PRACTICE_MEMBER);
-        self.audited(ctx, AuditAction::Update, resource, Some(member), result)
+        let subject = self.subject_of(member).await?;
+        self.audited(ctx, AuditAction::Update, resource, subject, result)
             .await
     }
 
@@ -660,7 +666,8 @@ impl IdentityService {
             return result;
         }
         let resource = person_resource(CLIENT_ACCOUNT);
-        self.audited(ctx, AuditAction::Read, resource, Some(client), result)
+        let subject = self.subject_of(client).await?;
+        self.audited(ctx, AuditAction::Read, resource, subject, result)
             .await
     }
 
@@ -738,7 +745,8 @@ impl IdentityService {
             .disable_account_unaudited(ctx, organisation, user)
             .await;
         let resource = person_resource(PRACTICE_MEMBER);
-        self.audited(ctx, AuditAction::Update, resource, Some(user), result)
+        let subject = self.subject_of(user).await?;
+        self.audited(ctx, AuditAction::Update, resource, subject, result)
             .await
     }
 
@@ -788,7 +796,8 @@ impl IdentityService {
     ) -> Result<(), IdentityError> {
         let result = self.enable_account_unaudited(ctx, organisation, user).await;
         let resource = person_resource(PRACTICE_MEMBER);
-        self.audited(ctx, AuditAction::Update, resource, Some(user), result)
+        let subject = self.subject_of(user).await?;
+        self.audited(ctx, AuditAction::Update, resource, subject, result)
             .await
     }
 

@@ -505,23 +505,14 @@ fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
 }
 
 fn load_or_create_dev_key(path: &Path) -> Result<MasterKey, StartupError> {
-    let fail = |what: &str, err: &dyn std::fmt::Display| {
-        StartupError::MasterKey(format!("{what} {}: {err}", path.display()))
-    };
-    match std::fs::read_to_string(path) {
-        Ok(encoded) => {
-            MasterKey::from_base64(encoded.trim()).map_err(|e| fail("malformed key in", &e))
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            let key = MasterKey::generate().map_err(|e| fail("cannot generate", &e))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| fail("cannot create folder for", &e))?;
-            }
-            write_private(path, key.to_base64().expose()).map_err(|e| fail("cannot write", &e))?;
-            Ok(key)
-        }
-        Err(err) => Err(fail("cannot read", &err)),
-    }
+    let encoded = load_or_create_dev_secret(path, || {
+        MasterKey::generate()
+            .map(|key| key.to_base64().expose().clone())
+            .map_err(|e| format!("cannot generate {}: {e}", path.display()))
+    })
+    .map_err(StartupError::MasterKey)?;
+    MasterKey::from_base64(&encoded)
+        .map_err(|e| StartupError::MasterKey(format!("malformed key in {}: {e}", path.display())))
 }
 
 #[cfg(unix)]

@@ -7,22 +7,52 @@
 //! provider attesting), through which channel, with what evidence, and from when
 //! until when it takes effect.
 //!
-//! [`Ledger::append`] checks an event against the subject's history before it is
-//! chained (withdrawing a consent never given is refused, an expiry must follow its
-//! effective time) and links it to the subject's previous event by SHA-256 over
-//! [`LedgerEvent::encoding`]; [`verify_chain`] recomputes the links.
+//! ## What the chain covers, and why erasure does not break it
+//!
+//! A subject's events form one chain, named by a random [`ChainId`] that is not the
+//! subject's id: the link from subject to chain is kept beside the ledger and is
+//! deleted on erasure, so the chain left behind is pseudonymous.
+//!
+//! The evidence (client address, user agent, document reference) is personal data
+//! that erasure must remove, while the event itself is the proof of consent that
+//! GDPR Art. 7(1) asks the controller to keep. So the chain does not cover the
+//! evidence; it covers [`EventBody::evidence_digest`], SHA-256 over a random
+//! 16-byte salt and the evidence's encoding ([`SaltedEvidence`]). Erasure destroys
+//! the salted evidence; the digest stays, proves that evidence existed and was not
+//! changed while it did, and cannot be brute-forced back to an address because the
+//! salt is gone.
+//!
+//! [`EventBody::chain`]/[`LedgerEvent::encoding`] is the exact byte string each hash
+//! covers; [`verify_chain`] recomputes the links.
 
 use kernel::{DataCategory, Purpose, SubjectId, UserId};
 use ring::digest;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The pseudonymous name of one subject's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChainId(pub Uuid);
+
+impl ChainId {
+    /// A fresh random chain name (UUIDv4: nothing in it says when or whose).
+    #[must_use]
+    pub fn random() -> Self {
+        let mut bytes = [0; 16];
+        random_bytes(&mut bytes);
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
+}
 
 /// What an event does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LedgerAction {
     /// Consent given for a purpose (and recipient).
     Grant,
     /// Consent taken back: effective at once, for every later use.
     Withdraw,
-    /// An objection to processing for a purpose (GDPR Art. 21).
+    /// An objection to processing for a purpose (GDPR Art. 21), or an opt-out.
     Object,
     /// A restriction of processing of a category (GDPR Art. 18).
     Restrict,
@@ -33,6 +63,16 @@ pub enum LedgerAction {
 }
 
 impl LedgerAction {
+    /// Every action.
+    pub const ALL: [Self; 6] = [
+        Self::Grant,
+        Self::Withdraw,
+        Self::Object,
+        Self::Restrict,
+        Self::LiftRestriction,
+        Self::Expire,
+    ];
+
     /// The stable machine name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -45,10 +85,17 @@ impl LedgerAction {
             Self::Expire => "expire",
         }
     }
+
+    /// Parses [`LedgerAction::as_str`]'s output.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 /// On whose authority the event was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "user", rename_all = "snake_case")]
 pub enum Authority {
     /// The person themselves.
     Person,
@@ -60,8 +107,52 @@ pub enum Authority {
     ProviderAttesting(UserId),
 }
 
+impl Authority {
+    /// The stable machine name of the kind.
+    #[must_use]
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::Person => "person",
+            Self::Guardian(_) => "guardian",
+            Self::AuthorisedAgent(_) => "authorised_agent",
+            Self::ProviderAttesting(_) => "provider_attesting",
+        }
+    }
+
+    /// Who acted, when it was not the person.
+    #[must_use]
+    pub const fn user(self) -> Option<UserId> {
+        match self {
+            Self::Person => None,
+            Self::Guardian(u) | Self::AuthorisedAgent(u) | Self::ProviderAttesting(u) => Some(u),
+        }
+    }
+
+    /// Rebuilds an authority from [`Authority::kind`] and [`Authority::user`].
+    #[must_use]
+    pub fn from_parts(kind: &str, user: Option<UserId>) -> Option<Self> {
+        match (kind, user) {
+            ("person", None) => Some(Self::Person),
+            ("guardian", Some(u)) => Some(Self::Guardian(u)),
+            ("authorised_agent", Some(u)) => Some(Self::AuthorisedAgent(u)),
+            ("provider_attesting", Some(u)) => Some(Self::ProviderAttesting(u)),
+            _ => None,
+        }
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            Self::Person => 0,
+            Self::Guardian(_) => 1,
+            Self::AuthorisedAgent(_) => 2,
+            Self::ProviderAttesting(_) => 3,
+        }
+    }
+}
+
 /// How the event reached Custodia.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// The web application.
     Web,
@@ -77,18 +168,95 @@ pub enum Channel {
     GlobalPrivacyControl,
 }
 
-/// What proves the event: never health data.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Self; 6] = [
+        Self::Web,
+        Self::Mobile,
+        Self::Paper,
+        Self::Verbal,
+        Self::Api,
+        Self::GlobalPrivacyControl,
+    ];
+
+    /// The stable machine name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Mobile => "mobile",
+            Self::Paper => "paper",
+            Self::Verbal => "verbal",
+            Self::Api => "api",
+            Self::GlobalPrivacyControl => "global_privacy_control",
+        }
+    }
+
+    /// Parses [`Channel::as_str`]'s output.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            Self::Web => 0,
+            Self::Mobile => 1,
+            Self::Paper => 2,
+            Self::Verbal => 3,
+            Self::Api => 4,
+            Self::GlobalPrivacyControl => 5,
+        }
+    }
+}
+
+/// What proves the event: never health data. Personal data, so it is kept
+/// encrypted with the subject's key and destroyed on erasure.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Evidence {
     /// The client address the event came from.
     pub client_address: Option<String>,
     /// The client's user agent.
     pub user_agent: Option<String>,
-    /// A reference to a signed document (a form's storage key).
+    /// A reference to a signed document (a form's storage key, or an authorisation's id).
     pub document: Option<String>,
 }
 
-/// One event, as given to [`Ledger::append`].
+/// Evidence with the salt its digest was computed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaltedEvidence {
+    /// 16 random bytes, hex.
+    pub salt: String,
+    /// The evidence.
+    pub evidence: Evidence,
+}
+
+impl SaltedEvidence {
+    /// Salts `evidence` with 16 fresh random bytes.
+    #[must_use]
+    pub fn new(evidence: Evidence) -> Self {
+        let mut salt = [0; 16];
+        random_bytes(&mut salt);
+        Self {
+            salt: hex(&salt),
+            evidence,
+        }
+    }
+
+    /// SHA-256 over the salt's text, then each field flag- and length-prefixed:
+    /// the commitment the chain covers.
+    #[must_use]
+    pub fn digest(&self) -> [u8; 32] {
+        let mut out = Vec::with_capacity(128);
+        put(&mut out, self.salt.as_bytes());
+        put_opt(&mut out, self.evidence.client_address.as_deref());
+        put_opt(&mut out, self.evidence.user_agent.as_deref());
+        put_opt(&mut out, self.evidence.document.as_deref());
+        sha256(&out)
+    }
+}
+
+/// One event, as asked for: what the caller states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     /// Whose consent.
@@ -97,7 +265,7 @@ pub struct NewEvent {
     pub action: LedgerAction,
     /// The purpose (grant, withdraw, object, expire).
     pub purpose: Option<Purpose>,
-    /// The named recipient, for third-party sharing.
+    /// The named recipient: a third party, or the service itself (S6).
     pub recipient: Option<String>,
     /// The category (restrict, lift restriction).
     pub category: Option<DataCategory>,
@@ -117,17 +285,47 @@ pub struct NewEvent {
     pub expires_at: Option<i64>,
 }
 
+/// What the chain covers of one event: everything but the evidence itself, which
+/// is represented by its salted digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBody {
+    /// What it does.
+    pub action: LedgerAction,
+    /// The purpose (grant, withdraw, object, expire).
+    pub purpose: Option<Purpose>,
+    /// The named recipient.
+    pub recipient: Option<String>,
+    /// The category (restrict, lift restriction).
+    pub category: Option<DataCategory>,
+    /// On whose authority.
+    pub authority: Authority,
+    /// Through which channel.
+    pub channel: Channel,
+    /// SHA-256 over the salted evidence ([`SaltedEvidence::digest`]).
+    pub evidence_digest: [u8; 32],
+    /// The policy version it was given under (O3).
+    pub policy_version: String,
+    /// When it was recorded, µs since the epoch.
+    pub recorded_at: i64,
+    /// When it takes effect, µs since the epoch.
+    pub effective_at: i64,
+    /// When it stops, µs since the epoch.
+    pub expires_at: Option<i64>,
+}
+
 /// A chained event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEvent {
-    /// The event as given.
-    pub event: NewEvent,
-    /// Its position in the subject's chain, from 1.
+    /// The chain it belongs to.
+    pub chain: ChainId,
+    /// Its position in the chain, from 1.
     pub sequence: u64,
     /// The previous event's hash (zeros for the first).
     pub prev_hash: [u8; 32],
     /// SHA-256 over [`LedgerEvent::encoding`].
     pub hash: [u8; 32],
+    /// What it records.
+    pub body: EventBody,
 }
 
 /// Why an event was refused. Nothing was appended.
@@ -142,9 +340,122 @@ pub enum LedgerError {
     /// The expiry is not after the effective time (422).
     #[error("the expiry must be after the effective time")]
     ExpiryBeforeEffect,
-    /// The event names another subject than the chain's.
-    #[error("the event belongs to another subject's chain")]
-    WrongSubject,
+}
+
+/// Version of [`LedgerEvent::encoding`].
+pub const ENCODING_VERSION: u8 = 1;
+
+impl LedgerEvent {
+    /// Chains `body` after `prev` (the chain's head: its sequence and hash, or
+    /// `None` for the first event).
+    #[must_use]
+    pub fn chain_after(chain: ChainId, prev: Option<(u64, [u8; 32])>, body: EventBody) -> Self {
+        let (sequence, prev_hash) = prev.map_or((1, [0; 32]), |(s, h)| (s + 1, h));
+        let mut event = Self {
+            chain,
+            sequence,
+            prev_hash,
+            hash: [0; 32],
+            body,
+        };
+        event.hash = event.compute_hash();
+        event
+    }
+
+    /// The canonical encoding the hash covers: the version byte
+    /// ([`ENCODING_VERSION`]), the chain id (16 bytes), the sequence (8 bytes,
+    /// big-endian), the previous hash (32 bytes), then each body field in
+    /// declaration order. Strings are length-prefixed (8 bytes, big-endian);
+    /// optional values are prefixed by 1 (present) or 0 (absent); the authority is a
+    /// kind byte (0 person, 1 guardian, 2 agent, 3 provider) and a user id (16
+    /// bytes, zeros for the person); the channel is one byte (0 web, 1 mobile,
+    /// 2 paper, 3 verbal, 4 api, 5 GPC); times are signed 8-byte big-endian µs.
+    #[must_use]
+    pub fn encoding(&self) -> Vec<u8> {
+        let b = &self.body;
+        let mut out = Vec::with_capacity(256);
+        out.push(ENCODING_VERSION);
+        out.extend_from_slice(self.chain.0.as_bytes());
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.extend_from_slice(&self.prev_hash);
+        put(&mut out, b.action.as_str().as_bytes());
+        put_opt(&mut out, b.purpose.map(Purpose::as_str));
+        put_opt(&mut out, b.recipient.as_deref());
+        put_opt(&mut out, b.category.map(DataCategory::as_str));
+        out.push(b.authority.code());
+        let who = b
+            .authority
+            .user()
+            .map_or([0; 16], |u| *u.as_uuid().as_bytes());
+        out.extend_from_slice(&who);
+        out.push(b.channel.code());
+        out.extend_from_slice(&b.evidence_digest);
+        put(&mut out, b.policy_version.as_bytes());
+        out.extend_from_slice(&b.recorded_at.to_be_bytes());
+        out.extend_from_slice(&b.effective_at.to_be_bytes());
+        match b.expires_at {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.to_be_bytes());
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    /// SHA-256 over the encoding, computed afresh.
+    #[must_use]
+    pub fn compute_hash(&self) -> [u8; 32] {
+        sha256(&self.encoding())
+    }
+}
+
+/// Where a chain breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainProblem {
+    /// The sequence numbers skip or repeat (an event was deleted or inserted).
+    SequenceGap,
+    /// The event does not name its predecessor's hash (reordered or replaced).
+    BrokenLink,
+    /// The stored hash is not the hash of the stored event (edited in place).
+    HashMismatch,
+    /// The event belongs to another chain.
+    WrongChain,
+}
+
+/// The first break in one chain: the position and what is wrong there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The sequence number where the chain breaks (its expected position).
+    pub sequence: u64,
+    /// What is wrong.
+    pub problem: ChainProblem,
+}
+
+/// Checks one chain's events, oldest first: the first break, or `None`.
+#[must_use]
+pub fn verify_chain(chain: ChainId, events: &[LedgerEvent]) -> Option<ChainBreak> {
+    let mut prev = [0; 32];
+    for (i, e) in events.iter().enumerate() {
+        let sequence = i as u64 + 1;
+        let problem = if e.chain != chain {
+            Some(ChainProblem::WrongChain)
+        } else if e.sequence != sequence {
+            Some(ChainProblem::SequenceGap)
+        } else if e.prev_hash != prev {
+            Some(ChainProblem::BrokenLink)
+        } else if e.compute_hash() != e.hash {
+            Some(ChainProblem::HashMismatch)
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Some(ChainBreak { sequence, problem });
+        }
+        prev = e.hash;
+    }
+    None
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -162,266 +473,138 @@ fn put_opt(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-impl LedgerEvent {
-    /// The canonical encoding the hash covers: a version byte, then every field in
-    /// declaration order, integers big-endian, strings length-prefixed (8 bytes),
-    /// optional values flag-prefixed.
-    #[must_use]
-    pub fn encoding(&self) -> Vec<u8> {
-        let e = &self.event;
-        let mut out = Vec::with_capacity(256);
-        out.push(1);
-        out.extend_from_slice(e.subject.as_uuid().as_bytes());
-        out.extend_from_slice(&self.sequence.to_be_bytes());
-        out.extend_from_slice(&self.prev_hash);
-        put(&mut out, e.action.as_str().as_bytes());
-        put_opt(&mut out, e.purpose.map(Purpose::as_str));
-        put_opt(&mut out, e.recipient.as_deref());
-        put_opt(&mut out, e.category.map(DataCategory::as_str));
-        let (kind, who) = match e.authority {
-            Authority::Person => (0, None),
-            Authority::Guardian(u) => (1, Some(u)),
-            Authority::AuthorisedAgent(u) => (2, Some(u)),
-            Authority::ProviderAttesting(u) => (3, Some(u)),
-        };
-        out.push(kind);
-        out.extend_from_slice(
-            who.map_or(uuid_nil(), |u| *u.as_uuid().as_bytes())
-                .as_slice(),
-        );
-        out.push(e.channel as u8);
-        put_opt(&mut out, e.evidence.client_address.as_deref());
-        put_opt(&mut out, e.evidence.user_agent.as_deref());
-        put_opt(&mut out, e.evidence.document.as_deref());
-        put(&mut out, e.policy_version.as_bytes());
-        out.extend_from_slice(&e.recorded_at.to_be_bytes());
-        out.extend_from_slice(&e.effective_at.to_be_bytes());
-        match e.expires_at {
-            Some(t) => {
-                out.push(1);
-                out.extend_from_slice(&t.to_be_bytes());
-            }
-            None => out.push(0),
-        }
-        out
-    }
-
-    /// SHA-256 over the encoding, computed afresh.
-    #[must_use]
-    pub fn compute_hash(&self) -> [u8; 32] {
-        let d = digest::digest(&digest::SHA256, &self.encoding());
-        let mut out = [0; 32];
-        out.copy_from_slice(d.as_ref());
-        out
-    }
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, bytes);
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
-const fn uuid_nil() -> [u8; 16] {
-    [0; 16]
-}
-
-/// One subject's chain, and what is in force at its head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ledger {
-    subject: SubjectId,
-    events: Vec<LedgerEvent>,
-}
-
-impl Ledger {
-    /// An empty chain for `subject`.
-    #[must_use]
-    pub const fn new(subject: SubjectId) -> Self {
-        Self {
-            subject,
-            events: Vec::new(),
-        }
-    }
-
-    /// The events, oldest first.
-    #[must_use]
-    pub fn events(&self) -> &[LedgerEvent] {
-        &self.events
-    }
-
-    /// Checks `event` against the history and chains it.
-    ///
-    /// # Errors
-    /// [`LedgerError`]: nothing was appended.
-    pub fn append(&mut self, event: NewEvent) -> Result<&LedgerEvent, LedgerError> {
-        self.check(&event)?;
-        let prev_hash = self.events.last().map_or([0; 32], |e| e.hash);
-        let mut chained = LedgerEvent {
-            event,
-            sequence: self.events.len() as u64 + 1,
-            prev_hash,
-            hash: [0; 32],
-        };
-        chained.hash = chained.compute_hash();
-        self.events.push(chained);
-        Ok(self
-            .events
-            .last()
-            .unwrap_or_else(|| unreachable!("just pushed")))
-    }
-
-    fn check(&self, e: &NewEvent) -> Result<(), LedgerError> {
-        use LedgerAction as A;
-        if e.subject != self.subject {
-            return Err(LedgerError::WrongSubject);
-        }
-        if e.expires_at.is_some_and(|t| t <= e.effective_at) {
-            return Err(LedgerError::ExpiryBeforeEffect);
-        }
-        match e.action {
-            A::Grant | A::Withdraw | A::Object | A::Expire if e.purpose.is_none() => {
-                return Err(LedgerError::Missing(e.action.as_str(), "purpose"));
-            }
-            A::Restrict | A::LiftRestriction if e.category.is_none() => {
-                return Err(LedgerError::Missing(e.action.as_str(), "category"));
-            }
-            _ => {}
-        }
-        match e.action {
-            A::Withdraw | A::Expire if !self.granted(e.purpose, e.recipient.as_deref()) => {
-                Err(LedgerError::NothingToEnd("consent"))
-            }
-            A::LiftRestriction if !self.restricted(e.category) => {
-                Err(LedgerError::NothingToEnd("restriction"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether the last grant-or-end event for this purpose and recipient is a grant.
-    fn granted(&self, purpose: Option<Purpose>, recipient: Option<&str>) -> bool {
-        self.events
-            .iter()
-            .rev()
-            .map(|e| &e.event)
-            .find(|e| {
-                e.purpose == purpose
-                    && e.recipient.as_deref() == recipient
-                    && matches!(
-                        e.action,
-                        LedgerAction::Grant | LedgerAction::Withdraw | LedgerAction::Expire
-                    )
-            })
-            .is_some_and(|e| e.action == LedgerAction::Grant)
-    }
-
-    fn restricted(&self, category: Option<DataCategory>) -> bool {
-        self.events
-            .iter()
-            .rev()
-            .map(|e| &e.event)
-            .find(|e| {
-                e.category == category
-                    && matches!(
-                        e.action,
-                        LedgerAction::Restrict | LedgerAction::LiftRestriction
-                    )
-            })
-            .is_some_and(|e| e.action == LedgerAction::Restrict)
-    }
-}
-
-/// Where a subject's chain breaks: the first event whose sequence, link or hash is
-/// wrong, as its position from 1.
+/// Lower-case hex of `bytes`.
 #[must_use]
-pub fn verify_chain(events: &[LedgerEvent]) -> Option<u64> {
-    let mut prev = [0; 32];
-    for (i, e) in events.iter().enumerate() {
-        let position = i as u64 + 1;
-        if e.sequence != position || e.prev_hash != prev || e.compute_hash() != e.hash {
-            return Some(position);
-        }
-        prev = e.hash;
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn random_bytes(out: &mut [u8]) {
+    use ring::rand::SecureRandom as _;
+    // The system's random source failing is not recoverable: nothing random can
+    // be made without it.
+    if ring::rand::SystemRandom::new().fill(out).is_err() {
+        panic!("the system random source failed");
     }
-    None
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn grant(subject: SubjectId, purpose: Purpose, at: i64) -> NewEvent {
-        NewEvent {
-            subject,
-            action: LedgerAction::Grant,
+    pub(crate) fn body(action: LedgerAction, purpose: Purpose, at: i64) -> EventBody {
+        EventBody {
+            action,
             purpose: Some(purpose),
             recipient: None,
             category: None,
             authority: Authority::Person,
             channel: Channel::Web,
-            evidence: Evidence {
-                client_address: Some("192.0.2.7".into()),
-                user_agent: Some("test".into()),
-                document: None,
-            },
-            policy_version: "privacy-2026-11".into(),
+            evidence_digest: SaltedEvidence::new(Evidence::default()).digest(),
+            policy_version: "privacy-notice@2026-11-01".into(),
             recorded_at: at,
             effective_at: at,
             expires_at: None,
         }
     }
 
-    #[test]
-    fn events_chain_and_any_edit_breaks_the_chain() {
-        let subject = SubjectId::new();
-        let mut ledger = Ledger::new(subject);
-        ledger
-            .append(grant(subject, Purpose::Research, 1))
-            .expect("grant");
-        let mut withdraw = grant(subject, Purpose::Research, 2);
-        withdraw.action = LedgerAction::Withdraw;
-        ledger.append(withdraw).expect("withdraw");
-        ledger
-            .append(grant(subject, Purpose::MarketingEmail, 3))
-            .expect("grant");
-        assert_eq!(verify_chain(ledger.events()), None);
-        let mut edited = ledger.events().to_vec();
-        edited[1].event.channel = Channel::Api;
-        assert_eq!(verify_chain(&edited), Some(2));
-        let mut dropped = ledger.events().to_vec();
-        dropped.remove(0);
-        assert_eq!(verify_chain(&dropped), Some(1));
+    fn chain_of(n: u64) -> (ChainId, Vec<LedgerEvent>) {
+        let chain = ChainId::random();
+        let mut events: Vec<LedgerEvent> = Vec::new();
+        for i in 0..n {
+            let prev = events.last().map(|e| (e.sequence, e.hash));
+            events.push(LedgerEvent::chain_after(
+                chain,
+                prev,
+                body(LedgerAction::Grant, Purpose::Research, i as i64),
+            ));
+        }
+        (chain, events)
     }
 
     #[test]
-    fn bad_events_are_refused_and_change_nothing() {
-        let subject = SubjectId::new();
-        let mut ledger = Ledger::new(subject);
-        let mut withdraw = grant(subject, Purpose::Research, 1);
-        withdraw.action = LedgerAction::Withdraw;
+    fn an_untouched_chain_verifies_and_every_kind_of_edit_is_named() {
+        let (chain, events) = chain_of(4);
+        assert_eq!(verify_chain(chain, &events), None);
+
+        let mut edited = events.clone();
+        edited[2].body.channel = Channel::Api;
         assert_eq!(
-            ledger.append(withdraw.clone()).err(),
-            Some(LedgerError::NothingToEnd("consent"))
+            verify_chain(chain, &edited),
+            Some(ChainBreak {
+                sequence: 3,
+                problem: ChainProblem::HashMismatch
+            })
         );
-        let mut backwards = grant(subject, Purpose::Research, 10);
-        backwards.expires_at = Some(5);
+        let mut dropped = events.clone();
+        dropped.remove(1);
         assert_eq!(
-            ledger.append(backwards).err(),
-            Some(LedgerError::ExpiryBeforeEffect)
+            verify_chain(chain, &dropped),
+            Some(ChainBreak {
+                sequence: 2,
+                problem: ChainProblem::SequenceGap
+            })
         );
-        let mut lift = grant(subject, Purpose::Research, 1);
-        lift.action = LedgerAction::LiftRestriction;
-        lift.category = Some(DataCategory::HealthRecord);
+        let mut swapped = events.clone();
+        swapped.swap(1, 2);
+        swapped[1].sequence = 2;
+        swapped[2].sequence = 3;
         assert_eq!(
-            ledger.append(lift).err(),
-            Some(LedgerError::NothingToEnd("restriction"))
+            verify_chain(chain, &swapped).map(|b| b.sequence),
+            Some(2),
+            "reordering is caught at the first moved event"
         );
         assert_eq!(
-            ledger
-                .append(grant(SubjectId::new(), Purpose::Research, 1))
-                .err(),
-            Some(LedgerError::WrongSubject)
+            verify_chain(ChainId::random(), &events).map(|b| b.problem),
+            Some(ChainProblem::WrongChain)
         );
-        assert!(ledger.events().is_empty());
-        ledger
-            .append(grant(subject, Purpose::Research, 2))
-            .expect("grant");
-        ledger
-            .append(withdraw)
-            .expect("now there is one to withdraw");
+    }
+
+    #[test]
+    fn the_digest_depends_on_the_salt_so_erased_evidence_cannot_be_guessed_back() {
+        let evidence = Evidence {
+            client_address: Some("192.0.2.7".into()),
+            user_agent: Some("ua".into()),
+            document: None,
+        };
+        let a = SaltedEvidence::new(evidence.clone());
+        let b = SaltedEvidence::new(evidence);
+        assert_ne!(a.salt, b.salt);
+        assert_ne!(a.digest(), b.digest());
+        let mut changed = a.clone();
+        changed.evidence.client_address = Some("192.0.2.8".into());
+        assert_ne!(a.digest(), changed.digest());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in LedgerAction::ALL {
+            assert_eq!(LedgerAction::parse(a.as_str()), Some(a));
+        }
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+        }
+        let u = UserId::new();
+        for a in [
+            Authority::Person,
+            Authority::Guardian(u),
+            Authority::AuthorisedAgent(u),
+            Authority::ProviderAttesting(u),
+        ] {
+            assert_eq!(Authority::from_parts(a.kind(), a.user()), Some(a));
+        }
     }
 }

@@ -48,6 +48,9 @@ pub enum ConsentDenial {
     GuardianRequired,
     /// No legal basis exists for this purpose at all.
     NoLegalBasis,
+    /// The client's provider has not attested that the client authorised sharing
+    /// their information with the service (S6): nothing of theirs may be entered.
+    NotAttested,
 }
 
 impl ConsentDenial {
@@ -63,6 +66,7 @@ impl ConsentDenial {
             Self::OptedOut => "opted_out",
             Self::GuardianRequired => "guardian_required",
             Self::NoLegalBasis => "no_legal_basis",
+            Self::NotAttested => "service_authorisation_missing",
         }
     }
 }

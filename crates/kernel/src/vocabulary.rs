@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{OrganisationId, UserId};
@@ -13,7 +13,7 @@ use crate::{OrganisationId, UserId};
 /// Why personal data is being used. Carried by every [`crate::RequestContext`] and
 /// asked about in every [`crate::ConsentGate`] decision. The HL7 v3 `PurposeOfUse`
 /// code is given where one exists, so audit records map onto health-IT vocabularies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Purpose {
@@ -115,7 +115,7 @@ impl fmt::Display for Purpose {
 
 /// A kind of personal data. The unit of the data map, of retention periods, of
 /// consent decisions and of erasure outcomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DataCategory {
@@ -156,6 +156,33 @@ pub enum DataCategory {
 }
 
 impl DataCategory {
+    /// Every category, in declaration order.
+    pub const ALL: [Self; 17] = [
+        Self::Identity,
+        Self::Contact,
+        Self::Credentials,
+        Self::Profile,
+        Self::Preferences,
+        Self::HealthRecord,
+        Self::Medications,
+        Self::TreatmentPlans,
+        Self::ExercisePrograms,
+        Self::Appointments,
+        Self::Communications,
+        Self::Payment,
+        Self::Billing,
+        Self::Consent,
+        Self::SecurityEvents,
+        Self::UsageLogs,
+        Self::AccessLog,
+    ];
+
+    /// Parses [`DataCategory::as_str`]'s output.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// The stable machine name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -230,7 +257,7 @@ pub enum Recipient {
 }
 
 /// A privacy regime whose rules Custodia applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Regime {
     /// US Health Insurance Portability and Accountability Act.
@@ -242,6 +269,15 @@ pub enum Regime {
 }
 
 impl Regime {
+    /// Every regime.
+    pub const ALL: [Self; 3] = [Self::Hipaa, Self::Gdpr, Self::Ccpa];
+
+    /// Parses [`Regime::as_str`]'s output.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     /// The stable machine name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -304,5 +340,11 @@ mod tests {
             assert_eq!(Purpose::parse(purpose.as_str()), Some(purpose));
         }
         assert_eq!(Purpose::parse("selling"), None);
+        for category in DataCategory::ALL {
+            assert_eq!(DataCategory::parse(category.as_str()), Some(category));
+        }
+        for regime in Regime::ALL {
+            assert_eq!(Regime::parse(regime.as_str()), Some(regime));
+        }
     }
 }

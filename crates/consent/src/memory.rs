@@ -148,6 +148,29 @@ impl ConsentRepository for MemoryRepository {
             .collect())
     }
 
+    async fn events_of_organisation(
+        &self,
+        organisation: OrganisationId,
+        after: Option<LedgerCursor>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEvent>, RepositoryError> {
+        let inner = self.lock();
+        let chains: std::collections::BTreeSet<ChainId> = inner
+            .subjects
+            .values()
+            .filter(|r| r.organisation == Some(organisation))
+            .map(|r| r.state.chain)
+            .collect();
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(inner
+            .events
+            .range((start, std::ops::Bound::Unbounded))
+            .filter(|((chain, _), _)| chains.contains(chain))
+            .take(limit as usize)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
     async fn heads_after(
         &self,
         after: Option<ChainId>,

@@ -145,6 +145,17 @@ pub trait ConsentRepository: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<LedgerEvent>, RepositoryError>;
 
+    /// Events of the chains of subjects whose practice is `organisation`, in
+    /// (chain, sequence) order, after `after`, at most `limit`: a practice
+    /// auditor's export. Erased subjects' chains are no longer linked to a practice
+    /// and are not included.
+    async fn events_of_organisation(
+        &self,
+        organisation: OrganisationId,
+        after: Option<LedgerCursor>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEvent>, RepositoryError>;
+
     /// The stored head of every chain that still has a subject, in chain order,
     /// after `after`, at most `limit`: to check the projection is in step.
     async fn heads_after(

@@ -780,18 +780,22 @@ impl ConsentService {
         }
     }
 
-    /// A page of the whole ledger for an auditor, in (chain, sequence) order
-    /// (audited as an export).
+    /// A page of the ledger of `organisation`'s subjects for its auditor, in
+    /// (chain, sequence) order (audited as an export).
     ///
     /// # Errors
     /// `Unavailable`.
     pub async fn export_ledger(
         &self,
         ctx: &RequestContext,
+        organisation: OrganisationId,
         after: Option<LedgerCursor>,
         limit: u32,
     ) -> Result<Vec<LedgerEvent>, ConsentServiceError> {
-        let page = self.repository.events_after(after, limit).await?;
+        let page = self
+            .repository
+            .events_of_organisation(organisation, after, limit)
+            .await?;
         self.allowed(
             ctx,
             AuditAction::Export,

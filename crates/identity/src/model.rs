@@ -459,6 +459,12 @@ pub enum NoticeKind {
     /// "A practice invited you to take a role": accept or ignore it from your
     /// own account (`GET /v1/me/invitations`).
     InvitedToPractice,
+    /// "A policy you agreed under changed materially" (O3): names the new
+    /// version (`document@version`).
+    PolicyChanged {
+        /// The version now published.
+        policy: String,
+    },
 }
 
 impl NoticeKind {
@@ -485,6 +491,7 @@ impl NoticeKind {
             Self::ConfirmEmailChange { .. } => "confirm_email_change",
             Self::EmailChanged { .. } => "email_changed",
             Self::InvitedToPractice => "invited_to_practice",
+            Self::PolicyChanged { .. } => "policy_changed",
         }
     }
 }

@@ -860,4 +860,72 @@ impl IdentityService {
         }
         Ok(())
     }
+
+    /// Whether only a guardian decides for `user` (O1): their recorded date of birth
+    /// makes them younger than [`MIN_AGE_WITHOUT_GUARDIAN`] on `today`.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    pub async fn is_child(&self, user: UserId, today: NaiveDate) -> Result<bool, IdentityError> {
+        Ok(self
+            .ports
+            .people
+            .date_of_birth(user)
+            .await?
+            .is_some_and(|born| born.age_on(today) < MIN_AGE_WITHOUT_GUARDIAN))
+    }
+
+    /// The subject of `minor` when the caller is their linked guardian (O1), with
+    /// the practice they were linked in. Anyone else gets
+    /// [`IdentityError::NotFound`], as for an account that does not exist.
+    ///
+    /// # Errors
+    /// [`IdentityError::NotFound`], [`IdentityError::Unauthenticated`],
+    /// [`IdentityError::Unavailable`].
+    pub async fn ward_subject(
+        &self,
+        ctx: &RequestContext,
+        minor: UserId,
+    ) -> Result<(SubjectId, OrganisationId), IdentityError> {
+        let caller = Self::caller(ctx)?;
+        let link = self
+            .ports
+            .accounts
+            .guardianships(caller)
+            .await?
+            .into_iter()
+            .find(|g| g.guardian == caller && g.minor == minor)
+            .ok_or(IdentityError::NotFound)?;
+        let subject = self.subject_of(minor).await?.ok_or(IdentityError::NotFound)?;
+        Ok((subject, link.organisation))
+    }
+    /// Tells the person behind `subject` that `policy` (`document@version`) changed
+    /// materially (O3). `Ok(false)` when the subject has no live account to tell.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    pub async fn notify_policy_change(
+        &self,
+        subject: SubjectId,
+        policy: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, IdentityError> {
+        let Some((user, erased)) = self.ports.accounts.account_of_subject(subject).await? else {
+            return Ok(false);
+        };
+        if erased {
+            return Ok(false);
+        }
+        self.ports
+            .notifier
+            .send(&crate::model::Notice {
+                user,
+                kind: NoticeKind::PolicyChanged {
+                    policy: policy.to_owned(),
+                },
+                at,
+            })
+            .await?;
+        Ok(true)
+    }
 }

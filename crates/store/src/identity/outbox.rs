@@ -159,6 +159,10 @@ impl Notifier for OutboxNotifier {
                 let payload = serde_json::json!({ EMAIL_KEY: previous_email.expose() });
                 Some(self.seal(id, notice.user, &payload).await?)
             }
+            NoticeKind::PolicyChanged { policy } => {
+                let payload = serde_json::json!({ "policy": policy });
+                Some(self.seal(id, notice.user, &payload).await?)
+            }
             NoticeKind::NewSignIn
             | NoticeKind::AccountLocked
             | NoticeKind::MfaEnabled

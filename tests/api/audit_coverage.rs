@@ -13,7 +13,19 @@ use tests::{TestApp, both_databases};
 /// Operations that touch health data: that a person is a client of a practice,
 /// their account and guardians, a practice's people, the export of a person's
 /// data, and the audit log itself (who accessed whose data, disclosures).
-const AUDITED: [&str; 16] = [
+const AUDITED: [&str; 28] = [
+    "getMyConsents",
+    "changeMyConsent",
+    "getMyConsentHistory",
+    "createMyAuthorisation",
+    "listMyAuthorisations",
+    "getWardConsents",
+    "changeWardConsent",
+    "attestServiceAuthorisation",
+    "checkClientConsent",
+    "exportConsentLedger",
+    "verifyConsentLedger",
+    "revokeMyAuthorisation",
     "createClient",
     "linkGuardian",
     "reportClientUnder13",
@@ -34,7 +46,13 @@ const AUDITED: [&str; 16] = [
 
 /// Audited operations on the caller's own data only: no one else can be refused
 /// them (an API key is refused before any data is reached).
-const SELF_ONLY: [&str; 3] = [
+const SELF_ONLY: [&str; 9] = [
+    "revokeMyAuthorisation",
+    "getMyConsents",
+    "changeMyConsent",
+    "getMyConsentHistory",
+    "createMyAuthorisation",
+    "listMyAuthorisations",
     "exportAccountData",
     "getMyAccessReport",
     "listMyDisclosures",
@@ -42,7 +60,27 @@ const SELF_ONLY: [&str; 3] = [
 
 /// Operations that touch no health data, and why. Security events (sign-ins,
 /// failures, account changes) are kept by identity's own log (U6).
-const NOT_HEALTH_DATA: [(&str, &str); 38] = [
+const NOT_HEALTH_DATA: [(&str, &str); 46] = [
+    ("listConsentPurposes", "the public purpose catalogue"),
+    ("listSubProcessors", "the public sub-processor registry"),
+    ("listPolicyVersions", "public policy versions"),
+    (
+        "publishPolicyVersion",
+        "a public document; audited as a change",
+    ),
+    ("getConsentSettings", "practice settings"),
+    (
+        "updateConsentSettings",
+        "practice settings; audited as a change",
+    ),
+    (
+        "getMyCommunicationPreferences",
+        "the caller's own marketing preferences",
+    ),
+    (
+        "updateMyCommunicationPreferences",
+        "the caller's own marketing preferences; each change is an audited consent event",
+    ),
     ("getHealth", "a probe"),
     ("getReadiness", "a probe"),
     ("createPractice", "a provider's own sign-up"),
@@ -245,7 +283,53 @@ both_databases!(
             outcome,
         };
         let none = || json!({});
+        // A guardian for `minor`, signed in to the practice.
+        let resp = app.client.post(app.url(&format!("/v1/organisations/{org}/clients/{m}/guardians")))
+            .bearer_auth(&admin).json(&json!({ "name": "Ward Guardian", "email": "ward-guardian@example.com" }))
+            .send().await.expect("answers");
+        assert_eq!(resp.status(), 202);
+        let guardian_id = app.member_id(&admin, "ward-guardian@example.com").await;
+        let token = app.activation_token(&guardian_id).await;
+        let resp = app.client.post(app.url("/v1/account-activations"))
+            .json(&json!({ "token": token, "password": tests::TEST_PASSWORD })).send().await.expect("answers");
+        assert_eq!(resp.status(), 204);
+        let session: Value = app.client.post(app.url("/v1/sessions"))
+            .json(&json!({ "email": "ward-guardian@example.com", "password": tests::TEST_PASSWORD, "organisation_id": org }))
+            .send().await.expect("answers").json().await.expect("JSON");
+        let guardian = session["token"].as_str().expect("a token").to_owned();
+        let authorisation = json!({
+            "information": "Adherence logs", "disclosers": "The practice", "recipients": "A study",
+            "purpose": "research", "purpose_statement": "A study", "expiry": { "event": "the end of the study" },
+            "signer": "Test Client", "signed_at": "2026-01-05T10:00:00Z",
+            "revocation_statement": "You may revoke this at any time.",
+            "conditioning_statement": "Care does not depend on it.",
+            "redisclosure_statement": "It may be redisclosed.",
+        });
+        let authorised: Value = app.client.post(app.url("/v1/me/authorisations")).bearer_auth(&client.token)
+            .json(&authorisation).send().await.expect("answers").json().await.expect("JSON");
+        let revocation = format!("/v1/me/authorisations/{}/revocation", authorised["id"].as_str().expect("an id"));
+        let grant = json!({ "action": "grant", "purpose": "research" });
+        let check = json!({ "purpose": "treatment", "category": "health_record" });
+        let attestation = json!({ "obtained_at": "2026-01-05T10:00:00Z", "channel": "paper" });
         let calls = vec![
+            call("getMyConsents", "GET", "/v1/me/consents".to_owned(), &client.token, none(), 200, "allowed"),
+            call("changeMyConsent", "POST", "/v1/me/consents".to_owned(), &client.token, grant.clone(), 201, "allowed"),
+            call("getMyConsentHistory", "GET", "/v1/me/consents/history".to_owned(), &client.token, none(), 200, "allowed"),
+            call("createMyAuthorisation", "POST", "/v1/me/authorisations".to_owned(), &client.token, authorisation, 201, "allowed"),
+            call("listMyAuthorisations", "GET", "/v1/me/authorisations".to_owned(), &client.token, none(), 200, "allowed"),
+            call("revokeMyAuthorisation", "POST", revocation, &client.token, none(), 201, "allowed"),
+            call("getWardConsents", "GET", format!("/v1/me/wards/{m}/consents"), &guardian, none(), 200, "allowed"),
+            call("getWardConsents", "GET", format!("/v1/me/wards/{m}/consents"), &client.token, none(), 403, "denied"),
+            call("changeWardConsent", "POST", format!("/v1/me/wards/{m}/consents"), &guardian, grant.clone(), 201, "allowed"),
+            call("changeWardConsent", "POST", format!("/v1/me/wards/{m}/consents"), &client.token, grant, 403, "denied"),
+            call("attestServiceAuthorisation", "POST", format!("/v1/organisations/{org}/clients/{c}/service-authorisation"), &admin, attestation.clone(), 201, "allowed"),
+            call("attestServiceAuthorisation", "POST", format!("/v1/organisations/{org}/clients/{c}/service-authorisation"), &staff.token, attestation, 403, "denied"),
+            call("checkClientConsent", "POST", format!("/v1/organisations/{org}/clients/{c}/consent-checks"), &admin, check.clone(), 200, "allowed"),
+            call("checkClientConsent", "POST", format!("/v1/organisations/{org}/clients/{c}/consent-checks"), &staff.token, check, 403, "denied"),
+            call("exportConsentLedger", "GET", "/v1/consent/ledger".to_owned(), &auditor.token, none(), 200, "allowed"),
+            call("exportConsentLedger", "GET", "/v1/consent/ledger".to_owned(), &staff.token, none(), 403, "denied"),
+            call("verifyConsentLedger", "GET", "/v1/consent/verification".to_owned(), &auditor.token, none(), 200, "allowed"),
+            call("verifyConsentLedger", "GET", "/v1/consent/verification".to_owned(), &staff.token, none(), 403, "denied"),
             call("createClient", "POST", format!("/v1/organisations/{org}/clients"), &admin, new_client.clone(), 202, "allowed"),
             call("createClient", "POST", format!("/v1/organisations/{org}/clients"), &staff.token, new_client, 403, "denied"),
             call("linkGuardian", "POST", format!("/v1/organisations/{org}/clients/{c}/guardians"), &admin, person.clone(), 202, "allowed"),

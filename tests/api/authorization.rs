@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use tests::{TestApp, both_databases};
 
 /// Operations anyone may call, by design.
-const PUBLIC: [&str; 11] = [
+const PUBLIC: [&str; 14] = [
+    "listConsentPurposes",
+    "listSubProcessors",
+    "listPolicyVersions",
     "getHealth",
     "getReadiness",
     "createPractice",
@@ -86,7 +89,15 @@ both_databases!(async fn every_protected_operation_answers_401_without_a_session
 /// Operations whose only subject is the caller's own account: a caller of another
 /// practice or role can only ever reach their own, so the wrong-caller check is
 /// that another person's resource is invisible (404).
-const OWN_ACCOUNT: [&str; 16] = [
+const OWN_ACCOUNT: [&str; 24] = [
+    "getMyConsents",
+    "changeMyConsent",
+    "getMyConsentHistory",
+    "getMyCommunicationPreferences",
+    "updateMyCommunicationPreferences",
+    "createMyAuthorisation",
+    "listMyAuthorisations",
+    "revokeMyAuthorisation",
     "getCurrentUser",
     "updateCurrentUser",
     "listSessions",
@@ -138,13 +149,33 @@ const PRACTICE_ADMIN: [&str; 3] = ["createApiKey", "listApiKeys", "revokeApiKey"
 /// `disclosures_are_recorded_and_accounted_to_the_subject_and_privacy_officer`,
 /// `repeated_denials_and_broad_access_raise_alerts_for_the_auditor`,
 /// `tests::audit_coverage`).
-const AUDIT_OVERSIGHT: [&str; 6] = [
+const AUDIT_OVERSIGHT: [&str; 8] = [
+    "exportConsentLedger",
+    "verifyConsentLedger",
     "verifyAuditLog",
     "listAccessAlerts",
     "getAuditInclusionProof",
     "listAuditEvents",
     "listClientDisclosures",
     "recordDisclosure",
+];
+
+/// Consent on someone else's behalf, or a practice's: a guardian alone acts for
+/// their ward (anyone else 403, audited:
+/// `tests::consent::a_guardian_decides_for_a_minor_and_anyone_else_is_refused_and_audited`);
+/// a provider of the client's practice attests and checks (another practice 404, a
+/// client 403: `a_provider_attests_then_checks_consent_without_seeing_the_evidence`,
+/// `consent_operations_refuse_the_wrong_practice_and_role`); a practice's members
+/// read its settings and its admin changes them; only the platform operator
+/// publishes a policy (`policy_versions_are_public_and_a_material_change_notifies_people`).
+const CONSENT: [&str; 7] = [
+    "getWardConsents",
+    "changeWardConsent",
+    "attestServiceAuthorisation",
+    "checkClientConsent",
+    "getConsentSettings",
+    "updateConsentSettings",
+    "publishPolicyVersion",
 ];
 
 /// The platform operator's operations: every member (and API key) gets 403.
@@ -161,6 +192,7 @@ fn every_operation_is_classified() {
         .chain(PRACTICE_ADMIN.iter())
         .chain(OPERATOR.iter())
         .chain(AUDIT_OVERSIGHT.iter())
+        .chain(CONSENT.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()
@@ -507,6 +539,10 @@ both_databases!(async fn an_api_key_reaches_no_ones_own_account(app) {
             "new_email": "key-holder@example.com", "code": "123456",
             "language": "en", "time_zone": "UTC", "units": "metric", "theme": "system",
             "exercise_reminders": true,
+            "action": "object", "purpose": "analytics",
+            "information": "i", "disclosers": "d", "recipients": "r", "purpose_statement": "p",
+            "expiry": {}, "signer": "s", "signed_at": "2026-01-01T00:00:00Z",
+            "revocation_statement": "r", "conditioning_statement": "c", "redisclosure_statement": "r",
         });
         let resp = call_with(&app, &method, &concrete(&path), &key, &body).await;
         assert_eq!(resp.status(), 403, "{id} with an API key");
@@ -517,5 +553,32 @@ both_databases!(async fn an_api_key_reaches_no_ones_own_account(app) {
     let me: Value = app.client.get(app.url("/v1/me")).bearer_auth(&alice).send().await.expect("answers").json().await.expect("JSON");
     assert_eq!(me["user"]["name"], "Test Provider");
     assert_eq!(me["user"]["status"], "active");
+    app.stop().await;
+});
+
+both_databases!(async fn consent_operations_refuse_the_wrong_practice_and_role(app) {
+    let admin = app.signed_in_provider("owner-c@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let client = app.signed_in_member(&admin, "client-c@example.com", "client").await;
+    let staff = app.signed_in_member(&admin, "staff-c@example.com", "staff").await;
+    let other_admin = app.signed_in_provider("other-c@example.com").await;
+    let attest = format!("/v1/organisations/{org}/clients/{}/service-authorisation", client.user_id);
+    let body = json!({ "obtained_at": "2026-01-05T10:00:00Z", "channel": "paper" });
+    for caller in [&staff.token, &client.token] {
+        assert_eq!(call_with(&app, "POST", &attest, caller, &body).await.status(), 403);
+    }
+    assert_eq!(call_with(&app, "POST", &attest, &other_admin, &body).await.status(), 404);
+    let settings = format!("/v1/organisations/{org}/consent-settings");
+    let change = json!({ "marketing_mode": "opt_out", "opt_in_required": [], "regime": "hipaa" });
+    assert_eq!(call_with(&app, "GET", &settings, &other_admin, &json!({})).await.status(), 404);
+    assert_eq!(call_with(&app, "PUT", &settings, &other_admin, &change).await.status(), 404);
+    assert_eq!(call_with(&app, "GET", &settings, &client.token, &json!({})).await.status(), 403);
+    assert_eq!(call_with(&app, "PUT", &settings, &staff.token, &change).await.status(), 403);
+    assert_eq!(call_with(&app, "GET", &settings, &staff.token, &json!({})).await.status(), 403);
+    // Nothing changed: no attestation, default settings.
+    let view: Value = app.client.get(app.url(&settings)).bearer_auth(&admin).send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(view["marketing_mode"], "opt_in");
+    let me: Value = app.client.get(app.url("/v1/me/consents")).bearer_auth(&client.token).send().await.expect("answers").json().await.expect("JSON");
+    assert!(me["service_authorised_at"].is_null(), "{me}");
     app.stop().await;
 });

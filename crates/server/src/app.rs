@@ -123,6 +123,7 @@ impl App {
             clock.clone(),
             audit,
         );
+        publish_builtin_notice(&state, clock.as_ref()).await?;
         if let Some(email) = &config.grant_operator {
             let ctx = kernel::RequestContext::system(
                 "grant-operator",
@@ -333,7 +334,38 @@ fn compose(
         passwords,
         identity_config,
     );
-    AppState::new(database, keyring, identity, audit, clock)
+    let consent = consent::ConsentService::new(
+        Arc::new(consent::memory::MemoryRepository::new()),
+        Arc::new(crate::consent::IdentityNotices::new(
+            identity.clone(),
+            clock.clone(),
+        )),
+        audit.sink(),
+    );
+    AppState::new(database, keyring, identity, audit, consent, clock)
+}
+
+/// Publishes the built-in privacy notice when no privacy notice is published yet,
+/// so every consent cites a version (O3).
+async fn publish_builtin_notice(state: &AppState, clock: &dyn Clock) -> Result<(), StartupError> {
+    let published = state
+        .consent()
+        .policies()
+        .await
+        .map_err(|e| StartupError::Config(format!("consent: {e}")))?;
+    if published
+        .iter()
+        .any(|v| v.document == consent::policy::PRIVACY_NOTICE)
+    {
+        return Ok(());
+    }
+    let ctx = kernel::RequestContext::system("startup", kernel::Purpose::Legal, clock.now());
+    let notice = crate::consent::builtin_notice(clock.now().timestamp_micros());
+    state
+        .consent()
+        .ensure_published(&ctx, &notice)
+        .await
+        .map_err(|e| StartupError::Config(format!("consent: publishing the built-in notice: {e}")))
 }
 
 /// The keyed pseudonyms that replace an erased person's ids in the audit log: an

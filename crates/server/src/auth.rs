@@ -36,12 +36,56 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<identity::A
         .authenticate(&bearer.token, state.clock().now())
         .await
     {
-        Ok(caller) => restrict_until_enrolled(state, req, caller).await,
+        Ok(caller) => {
+            let caller = restrict_until_enrolled(state, req, caller).await?;
+            honour_global_privacy_control(state, req, &caller).await;
+            Ok(caller)
+        }
         Err(identity::IdentityError::Unavailable(err)) => {
             tracing::error!(error = %err, "authentication: storage unavailable");
             Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE))
         }
         Err(_) => Err(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
+    }
+}
+
+/// A person's request carrying `Sec-GPC: 1` records an opt-out of sharing (O4),
+/// once: later signals find it recorded and write nothing. `DNT` is not read (the
+/// policy says Do Not Track is not acted upon). A failure to record is logged and
+/// the request goes on: the browser sends the signal again with the next request.
+async fn honour_global_privacy_control(
+    state: &AppState,
+    req: &Request,
+    caller: &identity::Authenticated,
+) {
+    let signalled = req
+        .headers()
+        .get("sec-gpc")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
+    if !signalled
+        || !caller.credential.is_person()
+        || !matches!(caller.actor, Actor::Member { .. })
+    {
+        return;
+    }
+    let ctx = context(
+        state,
+        req,
+        caller.actor,
+        caller.organisation,
+        Purpose::SubjectRequest,
+    );
+    let recorded = match state.identity().me(&ctx).await {
+        Ok((me, _)) => state
+            .consent()
+            .global_privacy_control(&ctx, me.subject)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "could not record a Global Privacy Control opt-out");
     }
 }
 

@@ -13,6 +13,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod consent;
 pub mod edge;
 pub mod jobs;
 pub mod problem;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use audit::AuditService;
+use consent::ConsentService;
 use crypto::Keyring;
 use identity::IdentityService;
 use kernel::Clock;
@@ -20,6 +21,7 @@ struct Inner {
     keyring: Keyring,
     identity: IdentityService,
     audit: AuditService,
+    consent: ConsentService,
     clock: Arc<dyn Clock>,
 }
 
@@ -39,6 +41,7 @@ impl AppState {
         keyring: Keyring,
         identity: IdentityService,
         audit: AuditService,
+        consent: ConsentService,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -47,6 +50,7 @@ impl AppState {
                 keyring,
                 identity,
                 audit,
+                consent,
                 clock,
             }),
         }
@@ -62,6 +66,12 @@ impl AppState {
     #[must_use]
     pub fn audit(&self) -> &AuditService {
         &self.inner.audit
+    }
+
+    /// The consent context: the ledger, decisions and policies.
+    #[must_use]
+    pub fn consent(&self) -> &ConsentService {
+        &self.inner.consent
     }
 
     /// The database pool.

@@ -896,7 +896,10 @@ impl IdentityService {
             .into_iter()
             .find(|g| g.guardian == caller && g.minor == minor)
             .ok_or(IdentityError::NotFound)?;
-        let subject = self.subject_of(minor).await?.ok_or(IdentityError::NotFound)?;
+        let subject = self
+            .subject_of(minor)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
         Ok((subject, link.organisation))
     }
     /// Tells the person behind `subject` that `policy` (`document@version`) changed

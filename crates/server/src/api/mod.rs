@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod consent;
 pub mod credentials;
 pub mod identity;
 pub mod integrations;
@@ -32,6 +33,9 @@ pub enum ApiTags {
     /// The tamper-evident audit log: verification, proofs, access reports and the
     /// accounting of disclosures.
     Audit,
+    /// Purposes and legal bases, policy versions, consents, HIPAA authorisations,
+    /// communication preferences, the sub-processor registry and the consent ledger.
+    Consent,
 }
 
 /// Every context's operations.
@@ -43,6 +47,7 @@ pub type Apis = (
     credentials::CredentialsApi,
     integrations::IntegrationsApi,
     audit::AuditApi,
+    consent::ConsentApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -60,6 +65,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             credentials::CredentialsApi::new(state.clone()),
             integrations::IntegrationsApi::new(state.clone()),
             audit::AuditApi::new(state.clone()),
+            consent::ConsentApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

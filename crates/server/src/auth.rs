@@ -62,9 +62,7 @@ async fn honour_global_privacy_control(
         .headers()
         .get("sec-gpc")
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
-    if !signalled
-        || !caller.credential.is_person()
-        || !matches!(caller.actor, Actor::Member { .. })
+    if !signalled || !caller.credential.is_person() || !matches!(caller.actor, Actor::Member { .. })
     {
         return;
     }

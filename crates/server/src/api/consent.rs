@@ -1031,7 +1031,7 @@ fn parse_after(after: Option<&str>) -> Result<Option<consent::ports::LedgerCurso
     let Some(raw) = after else { return Ok(None) };
     let invalid = || {
         ApiError::new(
-            ProblemKind::Unprocessable,
+            ProblemKind::BadRequest,
             "`after` must be a `next_cursor` from an earlier page.",
         )
     };

@@ -484,3 +484,42 @@ both_databases!(
         app.stop().await;
     }
 );
+
+both_databases!(
+    async fn an_event_edited_in_the_database_is_named_by_both_verifiers(app) {
+        let admin = app.signed_in_provider("admin-t@example.com").await;
+        let auditor = app.signed_in_member(&admin, "auditor-t@example.com", "auditor").await;
+        let client = app.signed_in_member(&admin, "client-t@example.com", "client").await;
+        for body in [
+            json!({ "action": "grant", "purpose": "research" }),
+            json!({ "action": "withdraw", "purpose": "research" }),
+        ] {
+            let (status, _) = post(&app, &client.token, "/v1/me/consents", &body).await;
+            assert_eq!(status, 201);
+        }
+        assert_eq!(get(&app, &auditor.token, "/v1/consent/verification").await["intact"], true);
+        // Someone with database access turns the withdrawal back into a grant.
+        app.execute("UPDATE consent_events SET action = 'grant' WHERE sequence = 2").await;
+        let report = get(&app, &auditor.token, "/v1/consent/verification").await;
+        assert_eq!(report["intact"], false, "{report}");
+        let breaks = report["breaks"].as_array().expect("breaks");
+        assert_eq!(breaks.len(), 1, "{report}");
+        assert_eq!(breaks[0]["sequence"], 2);
+        assert_eq!(breaks[0]["problem"], "hash_mismatch");
+
+        // What `cargo xtask verify consent` runs, on the same database.
+        let (url, data_dir) = app.data();
+        let config = server::Config::try_from_args([
+            "custodia",
+            "--database-url", &url,
+            "--data-dir", data_dir.to_str().expect("a UTF-8 path"),
+        ])
+        .expect("a valid configuration");
+        let repository = server::consent_for_verification(&config).await.expect("opens");
+        let offline = consent::service::verify_repository(repository.as_ref()).await.expect("reads");
+        assert_eq!(offline.breaks.len(), 1);
+        assert_eq!(offline.breaks[0].1.sequence, 2);
+        assert!(offline.projection_mismatches.is_empty(), "the projection itself is in step");
+        app.stop().await;
+    }
+);

@@ -10,6 +10,7 @@
 //! - `bench audit`: the audit log's group-commit throughput and latency against the
 //!   database's own commit rate, and verification speed, on SQLite and PostgreSQL;
 //! - `verify audit`: every chain and signed checkpoint of the audit log.
+//! - `verify consent`: every chain of the consent ledger, and every projection's head.
 
 #![allow(
     clippy::print_stdout,

@@ -44,8 +44,13 @@ pub mod resource {
     pub const POLICY: &str = "policy_document";
 }
 
-/// How many times an append is retried when another writer moved the head.
-const APPEND_ATTEMPTS: usize = 8;
+/// How many times an append is retried when another process moved the head.
+/// Within one process appends to a subject take turns ([`ConsentService::turn`]),
+/// so only writers in other processes sharing the database can race.
+const APPEND_ATTEMPTS: usize = 16;
+
+/// How many locks subjects are spread over for taking turns.
+const TURN_STRIPES: usize = 64;
 
 /// Why a consent operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +162,7 @@ pub struct ConsentService {
     repository: Arc<dyn ConsentRepository>,
     notifier: Arc<dyn PolicyNotifier>,
     audit: Arc<dyn AuditSink>,
+    turns: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl std::fmt::Debug for ConsentService {
@@ -185,7 +191,18 @@ impl ConsentService {
             repository,
             notifier,
             audit,
+            turns: (0..TURN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// The lock appends to `subject` take turns on in this process: without it,
+    /// concurrent changes for one person would all read the same head and all but
+    /// one retry.
+    fn turn(&self, subject: SubjectId) -> &tokio::sync::Mutex<()> {
+        let bytes = subject.as_uuid().as_u128();
+        &self.turns[(bytes % TURN_STRIPES as u128) as usize]
     }
 
     async fn audit(
@@ -286,6 +303,7 @@ impl ConsentService {
             user_agent: ctx.client().user_agent().map(str::to_owned),
             document: change.document.clone(),
         });
+        let _turn = self.turn(subject).lock().await;
         for _ in 0..APPEND_ATTEMPTS {
             let mut record = self.record_of(subject).await?;
             let expected_head = record.state.head.map(|(s, _)| s);

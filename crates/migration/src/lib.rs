@@ -24,6 +24,7 @@ mod m20261123_000003_api_keys;
 mod m20261123_000004_profiles;
 mod m20261123_000005_invitations;
 mod m20261123_000006_audit;
+mod m20261123_000007_consent;
 
 /// Creates index `name` on `table` over `columns` (unique when asked): the one
 /// helper migrations share; it names nothing of any schema.
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_api_keys::Migration),
             Box::new(m20261123_000005_invitations::Migration),
             Box::new(m20261123_000006_audit::Migration),
+            Box::new(m20261123_000007_consent::Migration),
         ]
     }
 }

@@ -335,7 +335,10 @@ fn compose(
         identity_config,
     );
     let consent = consent::ConsentService::new(
-        Arc::new(consent::memory::MemoryRepository::new()),
+        Arc::new(store::SeaOrmConsentRepository::new(
+            database.clone(),
+            keyring.clone(),
+        )),
         Arc::new(crate::consent::IdentityNotices::new(
             identity.clone(),
             clock.clone(),
@@ -452,6 +455,28 @@ pub async fn audit_for_verification(
     let repository: Arc<dyn audit::AuditRepository> =
         Arc::new(store::SeaOrmAuditRepository::new(database, keys.keyring));
     Ok((repository, trusted))
+}
+
+/// The consent ledger as the server is configured, for `cargo xtask verify consent`:
+/// the SQL adapter on the configured database. Verification reads only hashes, so
+/// the keyring is built but no key is opened.
+///
+/// # Errors
+/// When the database cannot be opened or the master key read.
+pub async fn consent_for_verification(
+    config: &Config,
+) -> Result<Arc<dyn consent::ports::ConsentRepository>, StartupError> {
+    let database = Database::connect(&config.database_url, &DatabaseOptions::default()).await?;
+    let keys = Keys::new(
+        &database,
+        master_key(config)?,
+        Duration::from_secs(config.key_cache_ttl_seconds),
+        Arc::new(SystemClock),
+    );
+    Ok(Arc::new(store::SeaOrmConsentRepository::new(
+        database,
+        keys.keyring,
+    )))
 }
 
 /// The configured audit signing key, or the development key in the data folder

@@ -22,6 +22,7 @@ pub mod state;
 pub mod telemetry;
 
 pub use app::{
-    App, BoundApp, StartupError, audit_for_verification, openapi_document, shutdown_signal,
+    App, BoundApp, StartupError, audit_for_verification, consent_for_verification,
+    openapi_document, shutdown_signal,
 };
 pub use config::Config;

@@ -265,6 +265,12 @@ mod tests {
             "audit_events",
             "audit_checkpoints",
             "audit_disclosures",
+            "consent_subjects",
+            "consent_events",
+            "consent_evidence",
+            "consent_authorisations",
+            "consent_settings",
+            "consent_policies",
         ] {
             assert!(
                 after_up.contains(&table.to_owned()),

@@ -4,11 +4,13 @@
 //! [`Database`] opens SQLite (the embedded default) or PostgreSQL with the settings
 //! Custodia relies on, applies and reports migrations, and answers readiness
 //! probes. Each adapter module is named after the port(s) it implements ([`keys`];
-//! `identity` for the identity context's ports and `audit` for the audit log's,
+//! `identity` for the identity context's ports, `audit` for the audit log's and
+//! `consent` for the consent context's,
 //! re-exported here), and turns constraint violations into the port's own error
 //! variants rather than letting a `DbErr` escape as a 500.
 
 mod audit;
+mod consent;
 pub mod database;
 mod identity;
 pub mod keys;
@@ -16,6 +18,7 @@ pub mod keys;
 pub mod testing;
 
 pub use self::audit::SeaOrmAuditRepository;
+pub use self::consent::SeaOrmConsentRepository;
 pub use self::identity::{
     OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository, SeaOrmIdentityRepository,
     SeaOrmOperatorRepository, SeaOrmProfileRepository, SeaOrmSecurityEventLog,

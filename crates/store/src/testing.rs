@@ -264,6 +264,37 @@ pub async fn raw_contents(db: &Database, url: &str) -> Vec<(String, Vec<u8>)> {
     }
 }
 
+/// Inserts one practice and one person on PostgreSQL, so that [`raw_contents`]
+/// (which insists on reading `users.name_enc`) can be taken there; nothing on
+/// SQLite, whose files are read whole.
+///
+/// # Panics
+/// When the rows cannot be inserted.
+pub async fn a_user_row(db: &Database) {
+    if db.backend() == crate::Backend::Postgres {
+        let organisation = Uuid::now_v7();
+        execute(
+            db,
+            &format!(
+                "INSERT INTO organisations (id, name, region, marketing_mode, require_mfa, created_at) \
+                 VALUES ('{organisation}', 'Practice', 'us', 'off', false, now())"
+            ),
+        )
+        .await;
+        execute(
+            db,
+            &format!(
+                "INSERT INTO users (id, subject_id, home_organisation_id, email_index, name_enc, \
+                 email_enc, status, created_at) VALUES ('{}', '{}', '{organisation}', \
+                 decode('00', 'hex'), decode('00', 'hex'), decode('00', 'hex'), 'active', now())",
+                Uuid::now_v7(),
+                Uuid::now_v7()
+            ),
+        )
+        .await;
+    }
+}
+
 /// Whether `needle` occurs in `haystack`.
 #[must_use]
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

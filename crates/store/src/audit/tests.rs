@@ -21,8 +21,8 @@ use kernel::{
 use uuid::Uuid;
 
 use super::SeaOrmAuditRepository;
-use crate::testing::{TestDatabase, contains, count_rows, raw_contents};
-use crate::{Backend, Database, SeaOrmKeyStore};
+use crate::testing::{TestDatabase, a_user_row, contains, count_rows, raw_contents};
+use crate::{Database, SeaOrmKeyStore};
 
 /// Runs `scenario` on a fresh SQLite database and, when configured, PostgreSQL.
 macro_rules! on_both_databases {
@@ -619,33 +619,6 @@ async fn listing_pages_newest_first_once_each(test_db: TestDatabase) {
         .expect("lists");
     assert_eq!(recent, expected[..2]);
     world.drop().await;
-}
-
-/// Inserts one practice and one person, so that PostgreSQL's raw contents (which
-/// insist on reading `users.name_enc`) can be taken.
-async fn a_user_row(db: &Database) {
-    if db.backend() == Backend::Postgres {
-        let organisation = Uuid::now_v7();
-        crate::testing::execute(
-            db,
-            &format!(
-                "INSERT INTO organisations (id, name, region, marketing_mode, require_mfa, created_at) \
-                 VALUES ('{organisation}', 'Practice', 'us', 'off', false, now())"
-            ),
-        )
-        .await;
-        crate::testing::execute(
-            db,
-            &format!(
-                "INSERT INTO users (id, subject_id, home_organisation_id, email_index, name_enc, \
-                 email_enc, status, created_at) VALUES ('{}', '{}', '{organisation}', \
-                 decode('00', 'hex'), decode('00', 'hex'), decode('00', 'hex'), 'active', now())",
-                Uuid::now_v7(),
-                Uuid::now_v7()
-            ),
-        )
-        .await;
-    }
 }
 
 async fn disclosures_are_sealed_and_opened(test_db: TestDatabase) {

@@ -1,5 +1,6 @@
 //! `cargo xtask bench identity`: does a flood of sign-ins starve other requests?
-//! (`bench audit` is in [`crate::bench_audit`].)
+//! (`bench audit` is in [`crate::bench_audit`], `bench consent` in
+//! [`crate::bench_consent`].)
 //!
 //! Builds the real server in release mode, starts it on a temporary SQLite
 //! database with the production password iterations (600,000; never the insecure
@@ -45,6 +46,9 @@ pub enum Target {
     /// The audit log: group-commit throughput against the database's own commit
     /// rate, the latency a request pays for its event, and verification speed.
     Audit(crate::bench_audit::AuditArgs),
+    /// The consent gate: `decide` latency (p50, p99) with 10,000 and 1,000,000
+    /// subjects, against a `HashMap` lookup through the same harness.
+    Consent(crate::bench_consent::ConsentArgs),
 }
 
 /// Options of `bench identity`.
@@ -84,6 +88,7 @@ pub async fn run(target: Target, root: &Path) -> Result<(), String> {
     match target {
         Target::Identity(args) => identity(args, root).await,
         Target::Audit(args) => crate::bench_audit::run(args, root).await,
+        Target::Consent(args) => crate::bench_consent::run(args, root).await,
     }
 }
 

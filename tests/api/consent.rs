@@ -127,9 +127,20 @@ both_databases!(
         let me = get(&app, &client.token, "/v1/me/consents").await;
         assert_eq!(purpose(&me, "analytics")["reason"], "objected");
 
+        // A grant that ends on an event: the event is recorded as its expiry.
+        let (status, _) = post(&app, &client.token, "/v1/me/consents", &json!({ "action": "grant", "purpose": "research" })).await;
+        assert_eq!(status, 201);
+        let (status, _) = post(&app, &client.token, "/v1/me/consents", &json!({ "action": "expire", "purpose": "research" })).await;
+        assert_eq!(status, 201);
+        let me = get(&app, &client.token, "/v1/me/consents").await;
+        assert_eq!(purpose(&me, "research")["reason"], "consent_expired");
+        assert_eq!(purpose(&me, "research")["recorded"], "expired");
+        let (status, _) = post(&app, &client.token, "/v1/me/consents", &json!({ "action": "expire", "purpose": "research" })).await;
+        assert_eq!(status, 409, "nothing in force to expire");
+
         let history = get(&app, &client.token, "/v1/me/consents/history").await;
         let items = history["items"].as_array().expect("items");
-        assert_eq!(items.len(), 5);
+        assert_eq!(items.len(), 7);
         assert!(items[0]["evidence"]["client_address"].is_string(), "{history}");
         assert_eq!(items[1]["event"]["action"], "withdraw");
         app.stop().await;
@@ -520,6 +531,56 @@ both_databases!(
         assert_eq!(offline.breaks.len(), 1);
         assert_eq!(offline.breaks[0].1.sequence, 2);
         assert!(offline.projection_mismatches.is_empty(), "the projection itself is in step");
+        app.stop().await;
+    }
+);
+
+both_databases!(
+    async fn the_consent_export_is_the_full_history_and_erasure_keeps_only_the_pseudonymous_proof(app) {
+        use kernel::PersonalData as _;
+        let admin = app.signed_in_provider("admin-e@example.com").await;
+        let org = app.organisation_of(&admin).await;
+        let auditor = app.signed_in_member(&admin, "auditor-e@example.com", "auditor").await;
+        let client = app.signed_in_member(&admin, "client-e@example.com", "client").await;
+        let (status, _) = post(&app, &admin, &format!("/v1/organisations/{org}/clients/{}/service-authorisation", client.user_id), &json!({ "obtained_at": "2026-01-05T10:00:00Z", "channel": "paper", "document_reference": "form-canary-77" })).await;
+        assert_eq!(status, 201);
+        let (status, _, _) = call(&app, reqwest::Method::POST, "/v1/me/consents", Some(&client.token), Some(&json!({ "action": "grant", "purpose": "research" })), &[("User-Agent", "canary-agent/9")]).await;
+        assert_eq!(status, 201);
+        let (status, _) = post(&app, &client.token, "/v1/me/authorisations", &authorisation()).await;
+        assert_eq!(status, 201);
+
+        let state = app.state();
+        let ctx = kernel::RequestContext::system("rights", kernel::Purpose::SubjectRequest, state.clock().now());
+        let user = kernel::UserId::from_uuid(client.user_id.parse().expect("a uuid"));
+        let member_ctx = kernel::RequestContext::new(
+            kernel::Actor::Member { user, roles: kernel::RoleSet::only(kernel::Role::Client) },
+            None,
+            kernel::Purpose::SubjectRequest,
+            kernel::RequestId::new(),
+            kernel::ClientInfo::default(),
+            state.clock().now(),
+        );
+        let (me, _) = state.identity().me(&member_ctx).await.expect("the client");
+        let port = consent::ConsentPersonalData::new(state.consent().clone());
+        let exported = port.export(&ctx, me.subject).await.expect("exports");
+        assert_eq!(exported.len(), 4, "attestation, grant, authorisation's grant, the authorisation");
+        let text = serde_json::to_string(&exported.iter().map(|r| &r.data).collect::<Vec<_>>()).expect("json");
+        for canary in ["canary-agent/9", "form-canary-77", "Grace Hopper", "privacy-notice@builtin-"] {
+            assert!(text.contains(canary), "the export holds {canary}");
+        }
+
+        let events = app.count_rows("consent_events").await;
+        let outcomes = port.erase(&ctx, me.subject).await.expect("erases");
+        let retained = outcomes.iter().filter(|o| matches!(o.fate, kernel::personal_data::RecordFate::Retained { .. })).count();
+        let deleted = outcomes.iter().filter(|o| o.fate == kernel::personal_data::RecordFate::Deleted).count();
+        assert_eq!((retained, deleted), (3, 4), "events kept on their ground; evidence and the authorisation deleted");
+        assert_eq!(app.count_rows("consent_events").await, events, "the proof stays");
+        assert_eq!(app.count_rows("consent_evidence").await, 0);
+        assert_eq!(app.count_rows("consent_authorisations").await, 0);
+        assert!(port.export(&ctx, me.subject).await.expect("exports").is_empty(), "nothing leads back to the person");
+        let report = get(&app, &auditor.token, "/v1/consent/verification").await;
+        assert_eq!(report["breaks"], json!([]), "the pseudonymous chain still verifies: {report}");
+        assert!(port.erase(&ctx, me.subject).await.expect("again").is_empty(), "idempotent");
         app.stop().await;
     }
 );

@@ -18,7 +18,7 @@ use crate::ports::{
 
 #[derive(Debug, Default)]
 struct Inner {
-    subjects: BTreeMap<SubjectId, SubjectRecord>,
+    subjects: HashMap<SubjectId, SubjectRecord>,
     events: BTreeMap<LedgerCursor, LedgerEvent>,
     evidence: HashMap<LedgerCursor, SaltedEvidence>,
     authorisations: HashMap<SubjectId, Vec<StoredAuthorisation>>,
@@ -194,13 +194,15 @@ impl ConsentRepository for MemoryRepository {
         limit: u32,
     ) -> Result<Vec<SubjectId>, RepositoryError> {
         let inner = self.lock();
-        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-        Ok(inner
+        let mut subjects: Vec<SubjectId> = inner
             .subjects
-            .range((start, std::ops::Bound::Unbounded))
-            .take(limit as usize)
-            .map(|(s, _)| *s)
-            .collect())
+            .keys()
+            .filter(|s| after.is_none_or(|a| **s > a))
+            .copied()
+            .collect();
+        subjects.sort_unstable();
+        subjects.truncate(limit as usize);
+        Ok(subjects)
     }
 
     async fn settings(

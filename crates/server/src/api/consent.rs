@@ -197,6 +197,9 @@ pub enum ConsentActionName {
     Restrict,
     /// End a restriction.
     LiftRestriction,
+    /// Record that a grant's expiry event happened (an authorisation that ends on
+    /// an event rather than a date).
+    Expire,
 }
 
 impl ConsentActionName {
@@ -207,6 +210,7 @@ impl ConsentActionName {
             Self::Object => LedgerAction::Object,
             Self::Restrict => LedgerAction::Restrict,
             Self::LiftRestriction => LedgerAction::LiftRestriction,
+            Self::Expire => LedgerAction::Expire,
         }
     }
 }
@@ -551,7 +555,7 @@ impl From<HistoryEntry> for HistoryEntryView {
 pub struct ConsentChange {
     /// What to do.
     pub action: ConsentActionName,
-    /// For `grant`, `withdraw`, `object`.
+    /// For `grant`, `withdraw`, `object`, `expire`.
     pub purpose: Option<PurposeName>,
     /// For third-party sharing: the third party, by name.
     #[oai(validator(min_length = 1, max_length = 200))]
@@ -960,7 +964,7 @@ fn change_of(b: ConsentChange, authority: Authority) -> Result<Change, ApiError>
     let action = b.action.action();
     let needs_purpose = matches!(
         action,
-        LedgerAction::Grant | LedgerAction::Withdraw | LedgerAction::Object
+        LedgerAction::Grant | LedgerAction::Withdraw | LedgerAction::Object | LedgerAction::Expire
     );
     if needs_purpose && b.purpose.is_none() {
         return Err(bad("`purpose` is required for this action"));

@@ -421,7 +421,7 @@ both_databases!(async fn an_account_created_for_a_child_cannot_be_verified_or_re
     let provider = app.signed_in_provider("gate@example.com").await;
     let org = app.organisation_of(&provider).await;
     json_of(send(&app, reqwest::Method::POST, &format!("/v1/organisations/{org}/clients"), Some(&provider),
-        Some(json!({ "name": "Young Client", "email": "kid@example.com", "date_of_birth": "2020-01-01" }))).await, 202).await;
+        Some(json!({ "name": "Young Client", "email": "kid@example.com", "date_of_birth": "2020-01-01", "service_authorisation": { "obtained_at": "2000-01-01T00:00:00Z", "channel": "paper" } }))).await, 202).await;
     let kid = app.member_id(&provider, "kid@example.com").await;
     let kid_id = UserId::from_uuid(kid.parse().expect("a UUID"));
     let outbox = store::OutboxNotifier::new(app.state().database().clone(), app.state().keyring().clone());

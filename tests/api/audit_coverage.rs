@@ -272,7 +272,7 @@ both_databases!(
             "disclosed_at": "2026-01-15T10:00:00Z",
         });
         let person = json!({ "name": "A Guardian", "email": "guardian@example.com" });
-        let new_client = json!({ "name": "New Client", "email": "new@example.com", "date_of_birth": "1990-01-01" });
+        let new_client = json!({ "name": "New Client", "email": "new@example.com", "date_of_birth": "1990-01-01", "service_authorisation": { "obtained_at": "2000-01-01T00:00:00Z", "channel": "paper" } });
         let call = |id, method, path: String, token: &str, body: Value, status, outcome| Call {
             id,
             method,

@@ -140,9 +140,10 @@ both_databases!(
 
         let history = get(&app, &client.token, "/v1/me/consents/history").await;
         let items = history["items"].as_array().expect("items");
-        assert_eq!(items.len(), 7);
-        assert!(items[0]["evidence"]["client_address"].is_string(), "{history}");
-        assert_eq!(items[1]["event"]["action"], "withdraw");
+        assert_eq!(items.len(), 8, "the attestation recorded with the account, then seven changes");
+        assert_eq!(items[0]["event"]["authority"], "provider_attesting");
+        assert!(items[1]["evidence"]["client_address"].is_string(), "{history}");
+        assert_eq!(items[2]["event"]["action"], "withdraw");
         app.stop().await;
     }
 );
@@ -154,11 +155,22 @@ both_databases!(
         let client = app.signed_in_member(&admin, "client-p@example.com", "client").await;
         let checks = format!("/v1/organisations/{org}/clients/{}/consent-checks", client.user_id);
         let treat = json!({ "purpose": "treatment", "category": "health_record" });
-        let (status, check) = post(&app, &admin, &checks, &treat).await;
-        assert_eq!(status, 200, "{check}");
-        assert_eq!(check["allowed"], false);
-        assert_eq!(check["reason"], "service_authorisation_missing");
+        // Creating the client recorded the attestation (S6) with the account.
+        let history = get(&app, &client.token, "/v1/me/consents/history").await;
+        assert_eq!(history["items"][0]["event"]["authority"], "provider_attesting", "{history}");
+        assert_eq!(history["items"][0]["event"]["recipient"], "custodia");
+        assert_eq!(history["items"][0]["event"]["channel"], "paper");
 
+        // A client cannot be created without it; nothing is stored.
+        let users = app.count_rows("users").await;
+        let (status, problem) = post(&app, &admin, &format!("/v1/organisations/{org}/clients"), &json!({ "name": "No Attestation", "email": "na@example.com", "date_of_birth": "1990-01-01" })).await;
+        assert_eq!(status, 422, "{problem}");
+        assert!(problem["detail"].as_str().expect("detail").contains("service_authorisation"), "{problem}");
+        let (status, problem) = post(&app, &admin, &format!("/v1/organisations/{org}/clients"), &json!({ "name": "Future", "email": "fu@example.com", "date_of_birth": "1990-01-01", "service_authorisation": { "obtained_at": "2999-01-01T00:00:00Z", "channel": "paper" } })).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(app.count_rows("users").await, users);
+
+        // The provider may attest again (a renewed form, or after a failed write).
         let attest = format!("/v1/organisations/{org}/clients/{}/service-authorisation", client.user_id);
         let (status, problem) = post(&app, &admin, &attest, &json!({ "obtained_at": "2999-01-01T00:00:00Z", "channel": "paper" })).await;
         assert_eq!(status, 422, "{problem}");
@@ -200,6 +212,7 @@ both_databases!(
         let stranger = app.signed_in_member(&admin, "stranger-m@example.com", "client").await;
         let (status, _, _) = call(&app, reqwest::Method::POST, &format!("/v1/organisations/{org}/clients"), Some(&admin), Some(&json!({
             "name": "Kid", "email": "kid-m@example.com", "date_of_birth": "2020-01-01",
+            "service_authorisation": { "obtained_at": "2000-01-01T00:00:00Z", "channel": "paper" },
         })), &[]).await;
         assert_eq!(status, 202);
         let child = app.member_id(&admin, "kid-m@example.com").await;
@@ -256,8 +269,8 @@ both_databases!(
         assert_eq!(purpose(&me, "analytics")["reason"], "opted_out");
         let history = get(&app, &client.token, "/v1/me/consents/history").await;
         let items = history["items"].as_array().expect("items");
-        assert_eq!(items.len(), 1, "recorded once: {history}");
-        assert_eq!(items[0]["event"]["channel"], "global_privacy_control");
+        assert_eq!(items.len(), 2, "the attestation, then the opt-out recorded once: {history}");
+        assert_eq!(items[1]["event"]["channel"], "global_privacy_control");
         app.stop().await;
     }
 );
@@ -328,7 +341,7 @@ both_databases!(
         no_expiry["expiry"] = json!({});
         let (status, _) = post(&app, &client.token, "/v1/me/authorisations", &no_expiry).await;
         assert_eq!(status, 422);
-        assert_eq!(history_len(&app, &client.token).await, 0, "nothing recorded");
+        assert_eq!(history_len(&app, &client.token).await, 1, "nothing recorded but the attestation");
 
         let (status, recorded) = post(&app, &client.token, "/v1/me/authorisations", &authorisation()).await;
         assert_eq!(status, 201, "{recorded}");
@@ -468,7 +481,7 @@ both_databases!(
                 None => break,
             }
         }
-        assert_eq!(items.len(), 4, "the client's four events, not the other practice's");
+        assert_eq!(items.len(), 5, "the client's five events (two attestations), not the other practice's");
         let mut prev = "0".repeat(64);
         for (i, e) in items.iter().enumerate() {
             assert_eq!(e["sequence"], i as u64 + 1);
@@ -509,13 +522,14 @@ both_databases!(
             assert_eq!(status, 201);
         }
         assert_eq!(get(&app, &auditor.token, "/v1/consent/verification").await["intact"], true);
-        // Someone with database access turns the withdrawal back into a grant.
-        app.execute("UPDATE consent_events SET action = 'grant' WHERE sequence = 2").await;
+        // Someone with database access turns the withdrawal (after the attestation
+        // and the grant) back into a grant.
+        app.execute("UPDATE consent_events SET action = 'grant' WHERE sequence = 3").await;
         let report = get(&app, &auditor.token, "/v1/consent/verification").await;
         assert_eq!(report["intact"], false, "{report}");
         let breaks = report["breaks"].as_array().expect("breaks");
         assert_eq!(breaks.len(), 1, "{report}");
-        assert_eq!(breaks[0]["sequence"], 2);
+        assert_eq!(breaks[0]["sequence"], 3);
         assert_eq!(breaks[0]["problem"], "hash_mismatch");
 
         // What `cargo xtask verify consent` runs, on the same database.
@@ -529,7 +543,7 @@ both_databases!(
         let repository = server::consent_for_verification(&config).await.expect("opens");
         let offline = consent::service::verify_repository(repository.as_ref()).await.expect("reads");
         assert_eq!(offline.breaks.len(), 1);
-        assert_eq!(offline.breaks[0].1.sequence, 2);
+        assert_eq!(offline.breaks[0].1.sequence, 3);
         assert!(offline.projection_mismatches.is_empty(), "the projection itself is in step");
         app.stop().await;
     }
@@ -563,7 +577,7 @@ both_databases!(
         let (me, _) = state.identity().me(&member_ctx).await.expect("the client");
         let port = consent::ConsentPersonalData::new(state.consent().clone());
         let exported = port.export(&ctx, me.subject).await.expect("exports");
-        assert_eq!(exported.len(), 4, "attestation, grant, authorisation's grant, the authorisation");
+        assert_eq!(exported.len(), 5, "two attestations, a grant, the authorisation's grant, the authorisation");
         let text = serde_json::to_string(&exported.iter().map(|r| &r.data).collect::<Vec<_>>()).expect("json");
         for canary in ["canary-agent/9", "form-canary-77", "Grace Hopper", "privacy-notice@builtin-"] {
             assert!(text.contains(canary), "the export holds {canary}");
@@ -573,7 +587,7 @@ both_databases!(
         let outcomes = port.erase(&ctx, me.subject).await.expect("erases");
         let retained = outcomes.iter().filter(|o| matches!(o.fate, kernel::personal_data::RecordFate::Retained { .. })).count();
         let deleted = outcomes.iter().filter(|o| o.fate == kernel::personal_data::RecordFate::Deleted).count();
-        assert_eq!((retained, deleted), (3, 4), "events kept on their ground; evidence and the authorisation deleted");
+        assert_eq!((retained, deleted), (4, 5), "events kept on their ground; evidence and the authorisation deleted");
         assert_eq!(app.count_rows("consent_events").await, events, "the proof stays");
         assert_eq!(app.count_rows("consent_evidence").await, 0);
         assert_eq!(app.count_rows("consent_authorisations").await, 0);

@@ -39,6 +39,7 @@ fn client_body(email: &str, born: &str) -> Value {
         "email": email,
         "phone": "+15555550123",
         "date_of_birth": born,
+        "service_authorisation": { "obtained_at": "2000-01-01T00:00:00Z", "channel": "paper" },
     })
 }
 
@@ -181,7 +182,7 @@ both_databases!(async fn a_provider_creates_a_client_who_activates_with_a_token(
     assert!(old["detail"].as_str().expect("detail").contains("date_of_birth"));
     let unreal = problem(post(&app, &clients, Some(&provider), &client_body("feb@example.com", "2001-02-30")).await, 422).await;
     assert!(unreal["detail"].as_str().expect("detail").contains("date_of_birth"), "{unreal}");
-    let missing = problem(post(&app, &clients, Some(&provider), &json!({ "name": "No Birth", "email": "nb@example.com" })).await, 422).await;
+    let missing = problem(post(&app, &clients, Some(&provider), &json!({ "name": "No Birth", "email": "nb@example.com", "service_authorisation": { "obtained_at": "2000-01-01T00:00:00Z", "channel": "paper" } })).await, 422).await;
     assert!(missing["detail"].as_str().expect("detail").contains("date_of_birth"));
     assert_eq!(app.count_rows("users").await, users);
     app.stop().await;

@@ -354,6 +354,7 @@ impl TestApp {
                     "name": "Test Client",
                     "email": email,
                     "date_of_birth": "1990-01-01",
+                    "service_authorisation": { "obtained_at": "2000-01-01T00:00:00Z", "channel": "paper" },
                 }),
             )
         } else {

@@ -695,6 +695,16 @@ pub struct CommunicationPreferences {
     pub transactional: bool,
 }
 
+impl From<consent::service::Preferences> for CommunicationPreferences {
+    fn from(p: consent::service::Preferences) -> Self {
+        Self {
+            marketing_email: p.marketing_email,
+            marketing_sms: p.marketing_sms,
+            transactional: true,
+        }
+    }
+}
+
 /// A change of marketing preferences; an absent field is unchanged.
 #[derive(Debug, Object)]
 pub struct CommunicationPreferencesChange {
@@ -952,6 +962,48 @@ const SETTINGS_READERS: [Role; 4] = [
     Role::PrivacyOfficer,
     Role::Auditor,
 ];
+
+/// Refuses an attestation dated in the future (422), before anything is written.
+pub(crate) fn check_attestation(ctx: &RequestContext, b: &NewAttestation) -> Result<(), ApiError> {
+    if b.obtained_at > ctx.at() {
+        return Err(bad("`service_authorisation.obtained_at` is in the future"));
+    }
+    Ok(())
+}
+
+/// Records the provider's attestation (S6) for `client`, registering them with
+/// their practice and whether they are a child.
+pub(crate) async fn record_attestation(
+    state: &AppState,
+    ctx: &RequestContext,
+    organisation: OrganisationId,
+    (client, subject): (UserId, SubjectId),
+    b: NewAttestation,
+) -> Result<LedgerEvent, ApiError> {
+    let provider = ctx
+        .actor()
+        .user()
+        .ok_or_else(|| ApiError::new(ProblemKind::Unauthenticated, "Sign in as the provider."))?;
+    let child = state
+        .identity()
+        .is_child(client, ctx.at().date_naive())
+        .await?;
+    state
+        .consent()
+        .register(subject, Some(organisation), child)
+        .await?;
+    Ok(state
+        .consent()
+        .attest(
+            ctx,
+            subject,
+            provider,
+            b.channel.channel(),
+            b.document_reference,
+            b.obtained_at,
+        )
+        .await?)
+}
 
 fn bad(detail: &str) -> ApiError {
     ApiError::new(
@@ -1314,11 +1366,7 @@ impl ConsentApi {
         let ctx = auth.person_context(&self.state, req, Purpose::SubjectRequest)?;
         let subject = self.me(&ctx).await?;
         let p = self.state.consent().preferences(subject, ctx.at()).await?;
-        Ok(Found::Ok(Json(CommunicationPreferences {
-            marketing_email: p.marketing_email,
-            marketing_sms: p.marketing_sms,
-            transactional: true,
-        })))
+        Ok(Found::Ok(Json(p.into())))
     }
 
     /// Turn marketing by email or SMS on or off: one event each way (D7).
@@ -1347,11 +1395,7 @@ impl ConsentApi {
             }
         }
         let p = self.state.consent().preferences(subject, ctx.at()).await?;
-        Ok(Found::Ok(Json(CommunicationPreferences {
-            marketing_email: p.marketing_email,
-            marketing_sms: p.marketing_sms,
-            transactional: true,
-        })))
+        Ok(Found::Ok(Json(p.into())))
     }
 
     /// Record a HIPAA authorisation you signed (§164.508); it grants its purpose.
@@ -1494,40 +1538,14 @@ impl ConsentApi {
     ) -> Result<Created<ConsentEventView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Treatment);
         let b = body.0;
-        if b.obtained_at > ctx.at() {
-            return Err(bad("`obtained_at` is in the future"));
-        }
+        check_attestation(&ctx, &b)?;
+        let organisation = OrganisationId::from_uuid(organisation_id.0);
         let subject = self
             .client(&ctx, organisation_id.0, user_id.0, &CARE_ROLES)
             .await?;
-        let provider = ctx.actor().user().ok_or_else(|| {
-            ApiError::new(ProblemKind::Unauthenticated, "Sign in as the provider.")
-        })?;
-        let child = self
-            .state
-            .identity()
-            .is_child(UserId::from_uuid(user_id.0), ctx.at().date_naive())
-            .await?;
-        self.state
-            .consent()
-            .register(
-                subject,
-                Some(OrganisationId::from_uuid(organisation_id.0)),
-                child,
-            )
-            .await?;
-        let event = self
-            .state
-            .consent()
-            .attest(
-                &ctx,
-                subject,
-                provider,
-                b.channel.channel(),
-                b.document_reference,
-                b.obtained_at,
-            )
-            .await?;
+        let client = UserId::from_uuid(user_id.0);
+        let event =
+            record_attestation(&self.state, &ctx, organisation, (client, subject), b).await?;
         Ok(Created::Created(Json((&event).into())))
     }
 
@@ -1594,10 +1612,7 @@ impl ConsentApi {
         organisation_id: Path<Uuid>,
     ) -> Result<Found<ConsentSettingsView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
-        let org = OrganisationId::from_uuid(organisation_id.0);
-        if ctx.organisation() != Some(org) {
-            return Err(ApiError::new(ProblemKind::NotFound, "No such practice."));
-        }
+        let org = own_practice(&ctx, organisation_id.0)?;
         self.require_role(&ctx, &SETTINGS_READERS, AuditAction::Read)
             .await?;
         let s = self.state.consent().settings(org).await?;
@@ -1619,10 +1634,7 @@ impl ConsentApi {
         body: Json<ConsentSettingsView>,
     ) -> Result<Found<ConsentSettingsView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
-        let org = OrganisationId::from_uuid(organisation_id.0);
-        if ctx.organisation() != Some(org) {
-            return Err(ApiError::new(ProblemKind::NotFound, "No such practice."));
-        }
+        let org = own_practice(&ctx, organisation_id.0)?;
         self.require_role(&ctx, &[Role::OrgAdmin], AuditAction::Update)
             .await?;
         let b = body.0;
@@ -1726,6 +1738,17 @@ impl ConsentApi {
                 .collect(),
             projection_mismatches: report.projection_mismatches.iter().map(|c| c.0).collect(),
         })))
+    }
+}
+
+/// The practice named in the path, when it is the caller's; another practice is
+/// 404, as one that does not exist.
+fn own_practice(ctx: &RequestContext, organisation: Uuid) -> Result<OrganisationId, ApiError> {
+    let org = OrganisationId::from_uuid(organisation);
+    if ctx.organisation() == Some(org) {
+        Ok(org)
+    } else {
+        Err(ApiError::new(ProblemKind::NotFound, "No such practice."))
     }
 }
 

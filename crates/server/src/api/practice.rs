@@ -125,6 +125,10 @@ pub struct CreateClientRequest {
     /// `YYYY-MM-DD`; not in the future, within the last 130 years. Under 13, the
     /// account cannot be activated until a guardian is linked.
     pub date_of_birth: NaiveDate,
+    /// The provider's attestation that the client authorised sharing their
+    /// information with the service (S6), recorded in their consent ledger with the
+    /// account. Required: no client data is entered without it.
+    pub service_authorisation: crate::api::consent::NewAttestation,
 }
 
 /// A person to add: a guardian, or a member with a role.
@@ -318,12 +322,15 @@ impl PracticeApi {
     ) -> Result<Accepted<EnrolledView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
         let b = body.0;
+        let attestation = b.service_authorisation;
+        crate::api::consent::check_attestation(&ctx, &attestation)?;
+        let organisation = OrganisationId::from_uuid(organisation_id.0);
         let enrolled = self
             .state
             .identity()
             .create_client(
                 &ctx,
-                OrganisationId::from_uuid(organisation_id.0),
+                organisation,
                 NewClient {
                     name: b.name,
                     email: b.email,
@@ -332,6 +339,17 @@ impl PracticeApi {
                 },
             )
             .await?;
+        // The account exists now; should recording the attestation fail, the answer
+        // is 503 and the provider attests again (`attestServiceAuthorisation`):
+        // until then the consent gate refuses every use of the client's data.
+        crate::api::consent::record_attestation(
+            &self.state,
+            &ctx.with_purpose(Purpose::Treatment),
+            organisation,
+            (enrolled.user().id, enrolled.user().subject),
+            attestation,
+        )
+        .await?;
         Ok(Accepted::Accepted(Json((&enrolled).into())))
     }
 

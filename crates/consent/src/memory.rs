@@ -3,7 +3,7 @@
 //! service behaves as it does on a database.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use kernel::{OrganisationId, SubjectId};
@@ -18,7 +18,7 @@ use crate::ports::{
 
 #[derive(Debug, Default)]
 struct Inner {
-    subjects: HashMap<SubjectId, SubjectRecord>,
+    subjects: HashMap<SubjectId, Arc<SubjectRecord>>,
     events: BTreeMap<LedgerCursor, LedgerEvent>,
     evidence: HashMap<LedgerCursor, SaltedEvidence>,
     authorisations: HashMap<SubjectId, Vec<StoredAuthorisation>>,
@@ -57,6 +57,13 @@ impl MemoryRepository {
 #[async_trait]
 impl ConsentRepository for MemoryRepository {
     async fn subject(&self, subject: SubjectId) -> Result<Option<SubjectRecord>, RepositoryError> {
+        Ok(self.lock().subjects.get(&subject).map(|r| (**r).clone()))
+    }
+
+    async fn snapshot(
+        &self,
+        subject: SubjectId,
+    ) -> Result<Option<Arc<SubjectRecord>>, RepositoryError> {
         Ok(self.lock().subjects.get(&subject).cloned())
     }
 
@@ -70,7 +77,8 @@ impl ConsentRepository for MemoryRepository {
         let record = inner
             .subjects
             .entry(subject)
-            .or_insert_with(|| SubjectRecord::new(subject, organisation, minor));
+            .or_insert_with(|| Arc::new(SubjectRecord::new(subject, organisation, minor)));
+        let record = Arc::make_mut(record);
         record.organisation = organisation.or(record.organisation);
         record.minor = minor;
         Ok(record.clone())
@@ -102,7 +110,9 @@ impl ConsentRepository for MemoryRepository {
                 .or_default()
                 .push(a.clone());
         }
-        inner.subjects.insert(record.subject, record.clone());
+        inner
+            .subjects
+            .insert(record.subject, Arc::new(record.clone()));
         Ok(())
     }
 

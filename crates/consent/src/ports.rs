@@ -110,6 +110,15 @@ pub trait ConsentRepository: Send + Sync + 'static {
     /// The subject's record, if they have one.
     async fn subject(&self, subject: SubjectId) -> Result<Option<SubjectRecord>, RepositoryError>;
 
+    /// The subject's record for a decision, shared rather than copied where the
+    /// adapter keeps records in memory (the gate's hot path reads, never changes it).
+    async fn snapshot(
+        &self,
+        subject: SubjectId,
+    ) -> Result<Option<std::sync::Arc<SubjectRecord>>, RepositoryError> {
+        Ok(self.subject(subject).await?.map(std::sync::Arc::new))
+    }
+
     /// Sets who the subject belongs to and whether they are a minor, creating their
     /// record (with an empty chain) if they have none.
     async fn register(

@@ -480,7 +480,7 @@ impl ConsentService {
         category: DataCategory,
         at: DateTime<Utc>,
     ) -> Result<ConsentDecision, RepositoryError> {
-        let Some(record) = self.repository.subject(subject).await? else {
+        let Some(record) = self.repository.snapshot(subject).await? else {
             let empty = SubjectRecord::new(subject, None, false);
             return Ok(decide_for(
                 &empty,

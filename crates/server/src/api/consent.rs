@@ -329,10 +329,12 @@ pub struct PurposeView {
     /// The purpose.
     pub purpose: String,
     /// The HL7 v3 PurposeOfUse code, where one exists.
+    #[oai(skip_serializing_if_is_none)]
     pub hl7_code: Option<String>,
     /// Whether HIPAA needs the person's written authorisation (§164.508).
     pub hipaa_authorisation_required: bool,
     /// The GDPR Art. 9(2) condition for health data (absent: no health data used).
+    #[oai(skip_serializing_if_is_none)]
     pub gdpr_health_condition: Option<String>,
     /// Whether a California consumer may opt out.
     pub ccpa_opt_out: bool,
@@ -446,6 +448,7 @@ pub struct NewPolicyVersion {
     pub material: bool,
     /// What changed.
     #[oai(validator(max_length = 2000))]
+    #[oai(skip_serializing_if_is_none)]
     pub summary: Option<String>,
 }
 
@@ -466,14 +469,18 @@ pub struct ConsentEventView {
     /// `grant`, `withdraw`, `object`, `restrict`, `lift_restriction` or `expire`.
     pub action: String,
     /// The purpose.
+    #[oai(skip_serializing_if_is_none)]
     pub purpose: Option<String>,
     /// The named recipient (a third party, or `custodia` for the provider's attestation).
+    #[oai(skip_serializing_if_is_none)]
     pub recipient: Option<String>,
     /// The category (restrictions).
+    #[oai(skip_serializing_if_is_none)]
     pub category: Option<String>,
     /// `person`, `guardian`, `authorised_agent` or `provider_attesting`.
     pub authority: String,
     /// Who acted, when not the person.
+    #[oai(skip_serializing_if_is_none)]
     pub acted_by: Option<Uuid>,
     /// `web`, `mobile`, `paper`, `verbal`, `api` or `global_privacy_control`.
     pub channel: String,
@@ -484,6 +491,7 @@ pub struct ConsentEventView {
     /// When it takes effect.
     pub effective_at: DateTime<Utc>,
     /// When it ends.
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -511,10 +519,13 @@ impl From<&LedgerEvent> for ConsentEventView {
 #[derive(Debug, Object)]
 pub struct EvidenceView {
     /// The client address.
+    #[oai(skip_serializing_if_is_none)]
     pub client_address: Option<String>,
     /// The user agent.
+    #[oai(skip_serializing_if_is_none)]
     pub user_agent: Option<String>,
     /// The signed document's reference.
+    #[oai(skip_serializing_if_is_none)]
     pub document: Option<String>,
 }
 
@@ -524,6 +535,7 @@ pub struct HistoryEntryView {
     /// The event.
     pub event: ConsentEventView,
     /// Its evidence; absent once erased.
+    #[oai(skip_serializing_if_is_none)]
     pub evidence: Option<EvidenceView>,
     /// The event's hash, hex.
     pub hash: String,
@@ -556,17 +568,23 @@ pub struct ConsentChange {
     /// What to do.
     pub action: ConsentActionName,
     /// For `grant`, `withdraw`, `object`, `expire`.
+    #[oai(skip_serializing_if_is_none)]
     pub purpose: Option<PurposeName>,
     /// For third-party sharing: the third party, by name.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(skip_serializing_if_is_none)]
     pub recipient: Option<String>,
     /// For `restrict` and `lift_restriction`.
+    #[oai(skip_serializing_if_is_none)]
     pub category: Option<CategoryName>,
     /// From when (default now); a grant's expiry must be after it.
+    #[oai(skip_serializing_if_is_none)]
     pub effective_at: Option<DateTime<Utc>>,
     /// A grant's expiry.
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
     /// How it reached us (default `web`).
+    #[oai(skip_serializing_if_is_none)]
     pub channel: Option<PersonChannel>,
 }
 
@@ -582,12 +600,16 @@ pub struct PurposeStatus {
     /// Whether it is allowed now (on health records).
     pub allowed: bool,
     /// Why not, when not.
+    #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
     /// The basis relied on, when allowed.
+    #[oai(skip_serializing_if_is_none)]
     pub basis: Option<GroundView>,
     /// The grant's policy version, when granted.
+    #[oai(skip_serializing_if_is_none)]
     pub policy_version: Option<String>,
     /// The grant's expiry.
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -605,6 +627,7 @@ pub struct ConsentOverview {
     /// Whether the person opted out of sharing (CCPA, Global Privacy Control).
     pub opted_out_of_sharing: bool,
     /// When the provider attested the person's authorisation to use the service (S6).
+    #[oai(skip_serializing_if_is_none)]
     pub service_authorised_at: Option<DateTime<Utc>>,
 }
 
@@ -709,8 +732,10 @@ impl From<consent::service::Preferences> for CommunicationPreferences {
 #[derive(Debug, Object)]
 pub struct CommunicationPreferencesChange {
     /// Promotional email.
+    #[oai(skip_serializing_if_is_none)]
     pub marketing_email: Option<bool>,
     /// Promotional SMS.
+    #[oai(skip_serializing_if_is_none)]
     pub marketing_sms: Option<bool>,
 }
 
@@ -718,9 +743,11 @@ pub struct CommunicationPreferencesChange {
 #[derive(Debug, Object)]
 pub struct ExpiryInput {
     /// The date.
+    #[oai(skip_serializing_if_is_none)]
     pub date: Option<DateTime<Utc>>,
     /// The event, e.g. "the end of the study".
     #[oai(validator(min_length = 1, max_length = 4000))]
+    #[oai(skip_serializing_if_is_none)]
     pub event: Option<String>,
 }
 
@@ -743,6 +770,7 @@ pub struct NewAuthorisation {
     pub purpose_statement: String,
     /// For `third_party_sharing`: the third party's name.
     #[oai(validator(max_length = 200))]
+    #[oai(skip_serializing_if_is_none)]
     pub recipient_name: Option<String>,
     /// When it ends.
     pub expiry: ExpiryInput,
@@ -753,6 +781,7 @@ pub struct NewAuthorisation {
     pub signed_at: DateTime<Utc>,
     /// For a guardian: the description of their authority.
     #[oai(validator(max_length = 4000))]
+    #[oai(skip_serializing_if_is_none)]
     pub representative_authority: Option<String>,
     /// The statement of the right to revoke, and how.
     #[oai(validator(max_length = 4000))]
@@ -781,16 +810,20 @@ pub struct AuthorisationView {
     /// The purpose, described.
     pub purpose_statement: String,
     /// The named third party.
+    #[oai(skip_serializing_if_is_none)]
     pub recipient_name: Option<String>,
     /// The expiry date, if a date.
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
     /// The expiry event, if an event.
+    #[oai(skip_serializing_if_is_none)]
     pub expiry_event: Option<String>,
     /// The signer.
     pub signer: String,
     /// When signed.
     pub signed_at: DateTime<Utc>,
     /// A representative's authority.
+    #[oai(skip_serializing_if_is_none)]
     pub representative_authority: Option<String>,
     /// The right to revoke.
     pub revocation_statement: String,
@@ -862,6 +895,7 @@ pub struct NewAttestation {
     pub channel: AttestationChannel,
     /// The signed form's reference, if any.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(skip_serializing_if_is_none)]
     pub document_reference: Option<String>,
 }
 
@@ -874,6 +908,7 @@ pub struct ConsentCheckRequest {
     pub category: CategoryName,
     /// For third-party sharing: the third party.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(skip_serializing_if_is_none)]
     pub recipient: Option<String>,
 }
 
@@ -883,10 +918,12 @@ pub struct ConsentCheck {
     /// Whether it may go ahead now.
     pub allowed: bool,
     /// The basis relied on, when allowed.
+    #[oai(skip_serializing_if_is_none)]
     pub basis: Option<GroundView>,
     /// Why not: `consent_not_given`, `consent_withdrawn`, `consent_expired`,
     /// `objected`, `restricted`, `opted_out`, `guardian_required`,
     /// `service_authorisation_missing`.
+    #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
 }
 
@@ -926,6 +963,7 @@ pub struct LedgerExport {
     /// In (chain, sequence) order.
     pub items: Vec<LedgerEventExport>,
     /// Pass as `after` for the next page; absent on the last.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
 

@@ -35,7 +35,7 @@ use ::audit::ports::{
     EventFilter, PrunePoint,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use crypto::{FieldBinding, Keyring, KeyringError};
 use kernel::{OrganisationId, SubjectId};
 use sea_orm::sea_query::Expr;
@@ -47,6 +47,7 @@ use uuid::Uuid;
 
 use self::entity::{audit_chain, audit_checkpoint, audit_disclosure, audit_event};
 use crate::Database;
+use crate::rows::{finish, row_binding, stored, utc};
 
 /// Field binding of a sealed disclosure's details.
 const DISCLOSURE_FIELD: &str = "audit_disclosure.detail";
@@ -96,18 +97,7 @@ fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> AuditStor
 
 /// The name-based id a disclosure's sealed details are bound to.
 fn disclosure_binding(chain: ChainId, sequence: u64) -> Uuid {
-    let digest = Hash::of(&[BINDING_DOMAIN, chain.as_bytes(), &sequence.to_be_bytes()]);
-    let mut bytes = [0; 16];
-    bytes.copy_from_slice(&digest.0[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-fn stored(at: DateTime<Utc>) -> DateTime<FixedOffset> {
-    at.trunc_subsecs(6).fixed_offset()
-}
-
-fn utc(at: DateTime<FixedOffset>) -> DateTime<Utc> {
-    at.with_timezone(&Utc)
+    row_binding(BINDING_DOMAIN, chain, sequence)
 }
 
 fn signed(n: u64) -> Result<i64, AuditStoreError> {
@@ -128,25 +118,6 @@ fn opt_hash(raw: Option<Vec<u8>>, table: &'static str) -> Result<Option<Hash>, A
 
 fn hash_bytes(h: Option<&Hash>) -> Option<Vec<u8>> {
     h.map(|h| h.0.to_vec())
-}
-
-/// Commits `txn` when `work` succeeded, else rolls it back and reports the work's
-/// error.
-async fn finish<T>(
-    txn: DatabaseTransaction,
-    work: Result<T, AuditStoreError>,
-) -> Result<T, AuditStoreError> {
-    match work {
-        Ok(value) => {
-            txn.commit().await.map_err(unavailable)?;
-            Ok(value)
-        }
-        Err(err) => {
-            // A failed rollback means the connection is gone, which rolls back too.
-            let _ = txn.rollback().await;
-            Err(err)
-        }
-    }
 }
 
 const EVENTS: &str = "audit_events";
@@ -548,7 +519,7 @@ impl AuditRepository for SeaOrmAuditRepository {
         let disclosures = self.sealed_disclosures(batch.disclosures).await?;
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
         let work = write_batch(&txn, &batch, events, disclosures).await;
-        finish(txn, work).await
+        finish(txn, work, unavailable).await
     }
 
     async fn heads(&self) -> Result<Vec<ChainHead>, AuditStoreError> {

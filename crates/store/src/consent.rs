@@ -37,7 +37,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use consent::MarketingMode;
 use consent::PracticePolicy;
 use consent::authorisation::StoredAuthorisation;
@@ -64,6 +64,7 @@ use self::entity::{
     consent_subject,
 };
 use crate::Database;
+use crate::rows::{finish, row_binding, stored};
 
 /// Field binding of an event's sealed evidence.
 const EVIDENCE_FIELD: &str = "consent_evidence.sealed";
@@ -182,10 +183,6 @@ fn bytes32(raw: &[u8], table: &'static str) -> Result<[u8; 32], RepositoryError>
     <[u8; 32]>::try_from(raw).map_err(|_| corrupt(table))
 }
 
-fn stored(at: DateTime<Utc>) -> DateTime<FixedOffset> {
-    at.trunc_subsecs(6).fixed_offset()
-}
-
 /// The organisation the subject's data key is kept under: their practice, or the
 /// nil organisation for a subject known to no practice.
 fn key_organisation(organisation: Option<OrganisationId>) -> OrganisationId {
@@ -194,32 +191,7 @@ fn key_organisation(organisation: Option<OrganisationId>) -> OrganisationId {
 
 /// The name-based id an event's sealed evidence is bound to.
 fn evidence_binding(chain: ChainId, sequence: u64) -> Uuid {
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    digest.update(BINDING_DOMAIN);
-    digest.update(chain.0.as_bytes());
-    digest.update(&sequence.to_be_bytes());
-    let mut bytes = [0; 16];
-    bytes.copy_from_slice(&digest.finish().as_ref()[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-/// Commits `txn` when `work` succeeded, else rolls it back and reports the work's
-/// error.
-async fn finish<T>(
-    txn: DatabaseTransaction,
-    work: Result<T, RepositoryError>,
-) -> Result<T, RepositoryError> {
-    match work {
-        Ok(value) => {
-            txn.commit().await.map_err(conflict_or_unavailable)?;
-            Ok(value)
-        }
-        Err(err) => {
-            // A failed rollback means the connection is gone, which rolls back too.
-            let _ = txn.rollback().await;
-            Err(err)
-        }
-    }
+    row_binding(BINDING_DOMAIN, chain.0, sequence)
 }
 
 fn head_of(
@@ -623,7 +595,7 @@ impl ConsentRepository for SeaOrmConsentRepository {
                 .and_then(record_of)
         }
         .await;
-        finish(txn, work).await
+        finish(txn, work, conflict_or_unavailable).await
     }
 
     async fn append(
@@ -639,7 +611,7 @@ impl ConsentRepository for SeaOrmConsentRepository {
             .await?;
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
         let work = write_append(&txn, rows).await;
-        finish(txn, work).await
+        finish(txn, work, conflict_or_unavailable).await
     }
 
     async fn history(&self, subject: SubjectId) -> Result<Vec<HistoryEntry>, RepositoryError> {
@@ -867,14 +839,14 @@ impl ConsentRepository for SeaOrmConsentRepository {
     async fn erase(&self, subject: SubjectId) -> Result<Erased, RepositoryError> {
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
         match write_erase(&txn, subject.as_uuid()).await {
-            Ok(Some(erased)) => finish(txn, Ok(erased)).await,
+            Ok(Some(erased)) => finish(txn, Ok(erased), conflict_or_unavailable).await,
             // No record: nothing to erase (and nothing was deleted to keep).
             Ok(None) => {
                 // A failed rollback means the connection is gone, which rolls back too.
                 let _ = txn.rollback().await;
                 Ok(Erased::default())
             }
-            Err(err) => finish(txn, Err(err)).await,
+            Err(err) => finish(txn, Err(err), conflict_or_unavailable).await,
         }
     }
 }

@@ -14,6 +14,7 @@ mod consent;
 pub mod database;
 mod identity;
 pub mod keys;
+mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -448,7 +448,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
             Ok(true)
         }
         .await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn confirm_mfa(
@@ -477,7 +477,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
             Ok(confirmed)
         }
         .await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, RepositoryError> {
@@ -506,7 +506,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
     ) -> Result<(), RepositoryError> {
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
         let outcome = replace_codes(&txn, user, recovery_codes, at).await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn use_recovery_code(
@@ -538,7 +538,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
                 .map_err(unavailable)
         }
         .await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn change_password(
@@ -555,7 +555,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
             end_credential_grants(&txn, user, Some(keep), at).await
         }
         .await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn reset_password(
@@ -577,7 +577,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
             Ok(Ok(user))
         }
         .await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn start_email_change(
@@ -613,7 +613,7 @@ impl CredentialRepository for SeaOrmCredentialRepository {
             .map_err(unavailable)
         }
         .await;
-        finish(txn, outcome).await
+        finish(txn, outcome, unavailable).await
     }
 
     async fn change_email(
@@ -656,7 +656,9 @@ impl CredentialRepository for SeaOrmCredentialRepository {
                 now,
             )
             .await;
-        Ok(finish(txn, outcome).await?.map(|()| (user, previous)))
+        Ok(finish(txn, outcome, unavailable)
+            .await?
+            .map(|()| (user, previous)))
     }
 
     async fn update_organisation(

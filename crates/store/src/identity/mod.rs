@@ -29,9 +29,11 @@ mod tests_credentials;
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use identity::ports::RepositoryError;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
+
+use crate::rows::{finish, stored, utc};
 
 pub use accounts::SeaOrmIdentityRepository;
 pub use credentials::SeaOrmCredentialRepository;
@@ -41,25 +43,6 @@ pub use outbox::OutboxNotifier;
 pub use profiles::SeaOrmProfileRepository;
 pub use sessions::SeaOrmSessionRepository;
 
-/// Commits `txn` when `work` succeeded, else rolls it back and reports the work's
-/// error (a failed rollback only means the connection is gone, which rolls back
-/// too).
-async fn finish<T>(
-    txn: DatabaseTransaction,
-    work: Result<T, RepositoryError>,
-) -> Result<T, RepositoryError> {
-    match work {
-        Ok(value) => {
-            txn.commit().await.map_err(unavailable)?;
-            Ok(value)
-        }
-        Err(err) => {
-            let _ = txn.rollback().await;
-            Err(err)
-        }
-    }
-}
-
 /// Runs `work` in one transaction on `db`: committed when it succeeds, rolled back
 /// when it fails.
 async fn in_transaction<T>(
@@ -68,7 +51,7 @@ async fn in_transaction<T>(
 ) -> Result<T, RepositoryError> {
     let txn = db.connection().begin().await.map_err(unavailable)?;
     let result = work(&txn).await;
-    finish(txn, result).await
+    finish(txn, result, unavailable).await
 }
 
 /// Any failure but a broken unique rule.
@@ -87,18 +70,8 @@ fn corrupt(table: &'static str) -> RepositoryError {
     unavailable(CorruptRow(table))
 }
 
-/// A domain time as stored: UTC, truncated to microseconds so that SQLite and
-/// PostgreSQL hold (and compare) the same value.
-fn stored(at: DateTime<Utc>) -> DateTime<FixedOffset> {
-    at.trunc_subsecs(6).fixed_offset()
-}
-
 fn stored_opt(at: Option<DateTime<Utc>>) -> Option<DateTime<FixedOffset>> {
     at.map(stored)
-}
-
-fn utc(at: DateTime<FixedOffset>) -> DateTime<Utc> {
-    at.with_timezone(&Utc)
 }
 
 fn utc_opt(at: Option<DateTime<FixedOffset>>) -> Option<DateTime<Utc>> {

@@ -83,6 +83,34 @@ const PER_ADDRESS: u64 = 18;
 const ACCOUNTS: usize = 8;
 const PASSWORD: &str = "bench horse battery staple";
 
+/// Runs `cargo xtask bench <name> --in-process` and the arguments given after
+/// `<name>`, built in release mode, so the measured code is optimised.
+pub(crate) fn rerun_in_release(name: &str, root: &Path) -> Result<(), String> {
+    println!("bench: re-running in release mode (cargo run --release -p xtask)…");
+    let forwarded: Vec<String> = std::env::args().skip_while(|a| a != name).skip(1).collect();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--",
+        ])
+        .args(["bench", name, "--in-process"])
+        .args(forwarded)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the release bench failed ({status})"))
+    }
+}
+
 /// Runs a benchmark.
 pub async fn run(target: Target, root: &Path) -> Result<(), String> {
     match target {

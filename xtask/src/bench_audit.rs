@@ -24,7 +24,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -81,32 +80,7 @@ pub async fn run(args: AuditArgs, root: &Path) -> Result<(), String> {
     if args.in_process {
         return measure(args, root).await;
     }
-    println!("bench: re-running in release mode (cargo run --release -p xtask)…");
-    let forwarded: Vec<String> = std::env::args()
-        .skip_while(|a| a != "audit")
-        .skip(1)
-        .collect();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "run",
-            "--release",
-            "--locked",
-            "--quiet",
-            "-p",
-            "xtask",
-            "--",
-        ])
-        .args(["bench", "audit", "--in-process"])
-        .args(forwarded)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the release bench failed ({status})"))
-    }
+    crate::bench::rerun_in_release("audit", root)
 }
 
 async fn measure(args: AuditArgs, root: &Path) -> Result<(), String> {

@@ -98,8 +98,10 @@ async fn consent(args: &AuditArgs) -> Result<(), String> {
     }
     for (chain, b) in &report.breaks {
         println!(
-            "consent: BROKEN: chain {} at sequence {}: {:?}",
-            chain.0, b.sequence, b.problem
+            "consent: BROKEN: chain {} at sequence {}: {}",
+            chain.0,
+            b.sequence,
+            b.problem.as_str()
         );
     }
     for chain in &report.projection_mismatches {

@@ -411,8 +411,7 @@ impl LedgerEvent {
 }
 
 /// Where a chain breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainProblem {
     /// The sequence numbers skip or repeat (an event was deleted or inserted).
     SequenceGap,
@@ -422,6 +421,19 @@ pub enum ChainProblem {
     HashMismatch,
     /// The event belongs to another chain.
     WrongChain,
+}
+
+impl ChainProblem {
+    /// The stable machine name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SequenceGap => "sequence_gap",
+            Self::BrokenLink => "broken_link",
+            Self::HashMismatch => "hash_mismatch",
+            Self::WrongChain => "wrong_chain",
+        }
+    }
 }
 
 /// The first break in one chain: the position and what is wrong there.

@@ -1768,10 +1768,7 @@ impl ConsentApi {
                 .map(|(chain, b)| ConsentChainBreak {
                     chain_id: chain.0,
                     sequence: b.sequence,
-                    problem: serde_json::to_value(b.problem)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    problem: b.problem.as_str().to_owned(),
                 })
                 .collect(),
             projection_mismatches: report.projection_mismatches.iter().map(|c| c.0).collect(),

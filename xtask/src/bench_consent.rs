@@ -41,7 +41,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -104,32 +103,7 @@ pub async fn run(args: ConsentArgs, root: &Path) -> Result<(), String> {
     if args.in_process {
         return measure_and_report(args, root);
     }
-    println!("bench: re-running in release mode (cargo run --release -p xtask)…");
-    let forwarded: Vec<String> = std::env::args()
-        .skip_while(|a| a != "consent")
-        .skip(1)
-        .collect();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "run",
-            "--release",
-            "--locked",
-            "--quiet",
-            "-p",
-            "xtask",
-            "--",
-        ])
-        .args(["bench", "consent", "--in-process"])
-        .args(forwarded)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the release bench failed ({status})"))
-    }
+    crate::bench::rerun_in_release("consent", root)
 }
 
 fn measure_and_report(args: ConsentArgs, root: &Path) -> Result<(), String> {
@@ -464,7 +438,7 @@ impl Population {
         let notice = PolicyVersion::new(PRIVACY_NOTICE, "1", 0, "text", false, "", 0)
             .map_err(|e| e.to_string())?;
         service
-            .ensure_published(&operator, &notice)
+            .publish(&operator, &notice)
             .await
             .map_err(|e| fail("publishing the privacy notice", e))?;
 

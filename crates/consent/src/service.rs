@@ -267,6 +267,14 @@ impl ConsentService {
         organisation: Option<OrganisationId>,
         minor: bool,
     ) -> Result<SubjectRecord, ConsentServiceError> {
+        // Asked on every request that touches a person's consents: write only what
+        // changed.
+        if let Some(known) = self.repository.subject(subject).await?
+            && known.minor == minor
+            && organisation.is_none_or(|o| known.organisation == Some(o))
+        {
+            return Ok(known);
+        }
         Ok(self
             .repository
             .register(subject, organisation, minor)
@@ -472,6 +480,24 @@ impl ConsentService {
     }
 
     /// Decides without auditing: the gate's path.
+    /// What a decision about `subject` reads: their projection (empty if they have
+    /// none) and their practice's settings.
+    async fn decision_inputs(
+        &self,
+        subject: SubjectId,
+    ) -> Result<(Arc<SubjectRecord>, PracticeSettings), RepositoryError> {
+        let Some(record) = self.repository.snapshot(subject).await? else {
+            let empty = SubjectRecord::new(subject, None, false);
+            return Ok((Arc::new(empty), PracticeSettings::default()));
+        };
+        let settings = match record.organisation {
+            Some(o) => self.repository.settings(o).await?,
+            None => PracticeSettings::default(),
+        };
+        Ok((record, settings))
+    }
+
+    /// Decides without auditing: the gate's path.
     async fn decide_quietly(
         &self,
         subject: SubjectId,
@@ -480,21 +506,7 @@ impl ConsentService {
         category: DataCategory,
         at: DateTime<Utc>,
     ) -> Result<ConsentDecision, RepositoryError> {
-        let Some(record) = self.repository.snapshot(subject).await? else {
-            let empty = SubjectRecord::new(subject, None, false);
-            return Ok(decide_for(
-                &empty,
-                &PracticeSettings::default(),
-                purpose,
-                recipient,
-                category,
-                at,
-            ));
-        };
-        let settings = match record.organisation {
-            Some(o) => self.repository.settings(o).await?,
-            None => PracticeSettings::default(),
-        };
+        let (record, settings) = self.decision_inputs(subject).await?;
         Ok(decide_for(
             &record, &settings, purpose, recipient, category, at,
         ))
@@ -535,19 +547,13 @@ impl ConsentService {
         subject: SubjectId,
         at: DateTime<Utc>,
     ) -> Result<Preferences, ConsentServiceError> {
-        let mut allowed = [false; 2];
-        for (slot, purpose) in allowed
-            .iter_mut()
-            .zip([Purpose::MarketingEmail, Purpose::MarketingSms])
-        {
-            *slot = self
-                .decide_quietly(subject, purpose, None, DataCategory::Contact, at)
-                .await?
-                .is_allowed();
-        }
+        let (record, settings) = self.decision_inputs(subject).await?;
+        let allowed = |purpose| {
+            decide_for(&record, &settings, purpose, None, DataCategory::Contact, at).is_allowed()
+        };
         Ok(Preferences {
-            marketing_email: allowed[0],
-            marketing_sms: allowed[1],
+            marketing_email: allowed(Purpose::MarketingEmail),
+            marketing_sms: allowed(Purpose::MarketingSms),
         })
     }
 
@@ -567,19 +573,23 @@ impl ConsentService {
         authority: Authority,
         channel: Channel,
     ) -> Result<Option<LedgerEvent>, ConsentServiceError> {
-        let now = self
-            .decide_quietly(subject, purpose, None, DataCategory::Contact, ctx.at())
-            .await?
-            .is_allowed();
+        let (record, settings) = self.decision_inputs(subject).await?;
+        let now = decide_for(
+            &record,
+            &settings,
+            purpose,
+            None,
+            DataCategory::Contact,
+            ctx.at(),
+        )
+        .is_allowed();
         if now == on {
             return Ok(None);
         }
-        let granted = self.repository.subject(subject).await?.is_some_and(|r| {
-            matches!(
-                r.state.purpose(purpose, None),
-                Some(crate::decision::PurposeState::Granted(_))
-            )
-        });
+        let granted = matches!(
+            record.state.purpose(purpose, None),
+            Some(crate::decision::PurposeState::Granted(_))
+        );
         let action = match (on, granted) {
             (true, _) => LedgerAction::Grant,
             (false, true) => LedgerAction::Withdraw,
@@ -734,12 +744,6 @@ impl ConsentService {
         version: &PolicyVersion,
     ) -> Result<u64, ConsentServiceError> {
         let existing = self.repository.policies().await?;
-        if existing
-            .iter()
-            .any(|v| v.document == version.document && v.version == version.version)
-        {
-            return Err(ConsentServiceError::PolicyExists);
-        }
         if let Some(current) = in_force(&existing, &version.document, version.published_at)
             && version.effective_at < current.effective_at
         {
@@ -775,27 +779,6 @@ impl ConsentService {
             after = Some(last);
         }
         Ok(told)
-    }
-
-    /// Publishes `version` unless a version with the same document, version and
-    /// text is published already (the server's built-in notice at start-up).
-    ///
-    /// # Errors
-    /// `PolicyExists` if the version exists with another text; `Unavailable`.
-    pub async fn ensure_published(
-        &self,
-        ctx: &RequestContext,
-        version: &PolicyVersion,
-    ) -> Result<(), ConsentServiceError> {
-        let existing = self.repository.policies().await?;
-        match existing
-            .iter()
-            .find(|v| v.document == version.document && v.version == version.version)
-        {
-            Some(v) if v.content_sha256 == version.content_sha256 => Ok(()),
-            Some(_) => Err(ConsentServiceError::PolicyExists),
-            None => self.publish(ctx, version).await.map(|_| ()),
-        }
     }
 
     /// A page of the ledger of `organisation`'s subjects for its auditor, in

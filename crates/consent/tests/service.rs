@@ -71,7 +71,7 @@ impl World {
             .expect("time");
         let notice = PolicyVersion::new(PRIVACY_NOTICE, "1", 0, "v1", false, "", 0).expect("v");
         service
-            .ensure_published(&ctx(now), &notice)
+            .publish(&ctx(now), &notice)
             .await
             .expect("published");
         Self {

@@ -366,8 +366,9 @@ async fn publish_builtin_notice(state: &AppState, clock: &dyn Clock) -> Result<(
     let notice = crate::consent::builtin_notice(clock.now().timestamp_micros());
     state
         .consent()
-        .ensure_published(&ctx, &notice)
+        .publish(&ctx, &notice)
         .await
+        .map(drop)
         .map_err(|e| StartupError::Config(format!("consent: publishing the built-in notice: {e}")))
 }
 

@@ -54,19 +54,18 @@ impl PolicyNotifier for IdentityNotices {
 /// Never: the text and names are fixed and valid (a test checks).
 #[must_use]
 pub fn builtin_notice(now_micros: i64) -> PolicyVersion {
-    let probe = PolicyVersion::new(PRIVACY_NOTICE, "builtin", 0, BUILTIN_NOTICE, false, "", 0)
-        .unwrap_or_else(|e| unreachable!("the built-in notice is valid: {e}"));
-    let version = format!("builtin-{}", &probe.content_sha256[..12]);
-    PolicyVersion::new(
+    let mut notice = PolicyVersion::new(
         PRIVACY_NOTICE,
-        &version,
+        "builtin",
         now_micros,
         BUILTIN_NOTICE,
         false,
         "The notice Custodia ships with.",
         now_micros,
     )
-    .unwrap_or_else(|e| unreachable!("the built-in notice is valid: {e}"))
+    .unwrap_or_else(|e| unreachable!("the built-in notice is valid: {e}"));
+    notice.version = format!("builtin-{}", &notice.content_sha256[..12]);
+    notice
 }
 
 #[cfg(test)]

@@ -1,12 +1,22 @@
 //! The clinical-records context (issue #6): clients, care teams, health data,
-//! exercise programs, appointments and messages.
+//! treatment plans, exercise programs and adherence, appointments, secure messages
+//! and amendments.
 //!
-//! So far, [`values`]: the validated values every clinical record is built from —
-//! coded conditions (ICD-10 or SNOMED CT, the check digit verified), bounded text,
-//! pain scores and exercise prescriptions — so that bad input is refused (422) at
-//! the edge before anything is stored. The records, their ports and the one read
-//! path (relationship, then consent, then audit) arrive with the rest of the issue.
+//! - [`values`]: validated values (coded conditions, bounded text, pain scores,
+//!   prescriptions, time zones, links), refused with a rule that never quotes input.
+//! - [`model`]: the records. Every record of a client is one [`model::Record`] with a
+//!   typed body and a version history.
+//! - [`ports`]: the one repository port; its adapter seals every body with the
+//!   subject's data key.
+//! - [`service`]: the one path of every read, list and write: relationship, then
+//!   restriction and `ConsentGate`, then `AuditSink`, failing closed.
 
+pub mod model;
+pub mod ports;
+pub mod service;
 pub mod values;
 
-pub use values::{Code, CodeSystem, PainScore, Prescription, Text, ValueError};
+pub use model::{Record, RecordBody, RecordKind};
+pub use ports::{ClinicalRepository, RepositoryError};
+pub use service::{ClinicalError, ClinicalService};
+pub use values::{Code, CodeSystem, HttpsUrl, PainScore, Prescription, Text, TimeZone, ValueError};

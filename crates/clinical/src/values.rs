@@ -3,6 +3,9 @@
 //! which may be health data).
 
 use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a value was refused. The message names the rule, never the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +29,12 @@ pub enum ValueError {
     /// An exercise prescription outside its limits.
     #[error("{0}")]
     BadPrescription(&'static str),
+    /// A time zone that is not an IANA time zone name.
+    #[error("the time zone must be an IANA name such as `Europe/Berlin`")]
+    UnknownTimeZone,
+    /// A link that is not an absolute `https` URL of at most 2,000 characters.
+    #[error("a link must be an absolute https URL of at most 2000 characters")]
+    BadUrl,
 }
 
 /// A clinical code system a condition may be coded in.
@@ -68,11 +77,18 @@ impl CodeSystem {
     }
 }
 
-/// A code in a code system, checked against the system's syntax.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A code in a code system, checked against the system's syntax. A diagnosis code
+/// is health data: `Debug` shows the system only.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Code {
     system: CodeSystem,
     code: String,
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Code({}, [redacted])", self.system.as_str())
+    }
 }
 
 impl Code {
@@ -285,6 +301,197 @@ impl Prescription {
     }
 }
 
+/// A time zone, by its IANA name (`Europe/Berlin`, `America/New_York`, `UTC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZone(chrono_tz::Tz);
+
+impl TimeZone {
+    /// Parses an IANA name.
+    ///
+    /// # Errors
+    /// [`ValueError::UnknownTimeZone`].
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        chrono_tz::Tz::from_str(s)
+            .map(Self)
+            .map_err(|_| ValueError::UnknownTimeZone)
+    }
+
+    /// The IANA name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The zone, for converting times.
+    #[must_use]
+    pub const fn tz(self) -> chrono_tz::Tz {
+        self.0
+    }
+}
+
+/// An absolute `https` link (a telehealth room, an exercise video), at most 2,000
+/// characters. Plain `http` is refused: a link may carry a meeting secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpsUrl(String);
+
+impl HttpsUrl {
+    /// The longest link accepted.
+    pub const MAX: usize = 2000;
+
+    /// Parses `s`.
+    ///
+    /// # Errors
+    /// [`ValueError::BadUrl`].
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        let s = s.trim();
+        if s.len() > Self::MAX {
+            return Err(ValueError::BadUrl);
+        }
+        let url = url::Url::parse(s).map_err(|_| ValueError::BadUrl)?;
+        if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+            return Err(ValueError::BadUrl);
+        }
+        Ok(Self(url.into()))
+    }
+
+    /// The link.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HttpsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpsUrl([redacted])")
+    }
+}
+
+// Serde: the stored form of every value is its plain form, and reading it back goes
+// through the same parser as the API, so a stored record is always a valid one.
+
+fn parsed<'de, D, T, R>(
+    deserializer: D,
+    parse: impl FnOnce(R) -> Result<T, ValueError>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    R: Deserialize<'de>,
+{
+    let raw = R::deserialize(deserializer)?;
+    parse(raw).map_err(serde::de::Error::custom)
+}
+
+impl<const MAX: usize> Serialize for Text<MAX> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de, const MAX: usize> Deserialize<'de> for Text<MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, |s: String| Self::parse(&s))
+    }
+}
+
+impl Serialize for CodeSystem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CodeSystem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, |s: String| Self::parse(&s))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CodeForm {
+    system: CodeSystem,
+    code: String,
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CodeForm {
+            system: self.system(),
+            code: self.code().to_owned(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, |f: CodeForm| Self::parse(f.system, &f.code))
+    }
+}
+
+impl Serialize for PainScore {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PainScore {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, Self::new)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PrescriptionForm {
+    sets: i64,
+    repetitions: i64,
+    hold_seconds: i64,
+    per_week: i64,
+}
+
+impl Serialize for Prescription {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PrescriptionForm {
+            sets: self.sets.into(),
+            repetitions: self.repetitions.into(),
+            hold_seconds: self.hold_seconds.into(),
+            per_week: self.per_week.into(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Prescription {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, |f: PrescriptionForm| {
+            Self::new(f.sets, f.repetitions, f.hold_seconds, f.per_week)
+        })
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, |s: String| Self::parse(&s))
+    }
+}
+
+impl Serialize for HttpsUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpsUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parsed(deserializer, |s: String| Self::parse(&s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +612,58 @@ mod tests {
         assert!(Prescription::new(0, 10, 0, 7).is_err());
         assert!(Prescription::new(3, 10, 0, 22).is_err());
         assert!(Prescription::new(3, 0, 0, 7).is_err());
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(
+            TimeZone::parse("Europe/Berlin").map(TimeZone::name),
+            Ok("Europe/Berlin")
+        );
+        for bad in ["", "Mars/Olympus", "+02:00", "europe/berlin "] {
+            assert_eq!(
+                TimeZone::parse(bad),
+                Err(ValueError::UnknownTimeZone),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_are_absolute_https_only() {
+        assert!(HttpsUrl::parse("https://meet.example.org/room/42?k=s").is_ok());
+        let long = format!("https://example.org/{}", "a".repeat(HttpsUrl::MAX));
+        for bad in [
+            "http://example.org",
+            "example.org/x",
+            "https://",
+            "javascript:alert(1)",
+            "",
+            &long,
+        ] {
+            assert_eq!(HttpsUrl::parse(bad), Err(ValueError::BadUrl), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_values_are_parsed_again_when_read() {
+        let code: Code = serde_json::from_str(r#"{"system":"icd-10","code":"M54.5"}"#).expect("valid");
+        assert_eq!(
+            serde_json::to_string(&code).expect("valid"),
+            r#"{"system":"icd-10","code":"M54.5"}"#
+        );
+        assert!(serde_json::from_str::<Code>(r#"{"system":"loinc","code":"1"}"#).is_err());
+        assert!(serde_json::from_str::<PainScore>("11").is_err());
+        assert!(serde_json::from_str::<Text<3>>(r#""abcd""#).is_err());
+        let p: Prescription =
+            serde_json::from_str(r#"{"sets":3,"repetitions":10,"hold_seconds":0,"per_week":7}"#)
+                .expect("valid");
+        assert_eq!(p.repetitions, 10);
+        assert!(
+            serde_json::from_str::<Prescription>(
+                r#"{"sets":3,"repetitions":-1,"hold_seconds":0,"per_week":7}"#
+            )
+            .is_err()
+        );
     }
 }

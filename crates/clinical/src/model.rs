@@ -28,6 +28,9 @@ pub struct ClientRef {
     pub subject: SubjectId,
     /// The practice whose client they are.
     pub organisation: OrganisationId,
+    /// The practice holding the person's keys (their home practice, which differs
+    /// from `organisation` for a person who is a client of several practices).
+    pub home_organisation: OrganisationId,
 }
 
 /// Name, birth date and contact details of a client, held by identity and read for

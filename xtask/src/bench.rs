@@ -1,6 +1,6 @@
 //! `cargo xtask bench identity`: does a flood of sign-ins starve other requests?
 //! (`bench audit` is in [`crate::bench_audit`], `bench consent` in
-//! [`crate::bench_consent`].)
+//! [`crate::bench_consent`], `bench read` in [`crate::bench_read`].)
 //!
 //! Builds the real server in release mode, starts it on a temporary SQLite
 //! database with the production password iterations (600,000; never the insecure
@@ -49,6 +49,10 @@ pub enum Target {
     /// The consent gate: `decide` latency (p50, p99) with 10,000 and 1,000,000
     /// subjects, against a `HashMap` lookup through the same harness.
     Consent(crate::bench_consent::ConsentArgs),
+    /// Reads of clinical records (authenticated, care-team and consent checks,
+    /// decryption, a durable audit event) against the server's bare JSON
+    /// endpoint, on SQLite and PostgreSQL.
+    Read(crate::bench_read::ReadArgs),
 }
 
 /// Options of `bench identity`.
@@ -117,13 +121,14 @@ pub async fn run(target: Target, root: &Path) -> Result<(), String> {
         Target::Identity(args) => identity(args, root).await,
         Target::Audit(args) => crate::bench_audit::run(args, root).await,
         Target::Consent(args) => crate::bench_consent::run(args, root).await,
+        Target::Read(args) => crate::bench_read::run(args, root).await,
     }
 }
 
-/// Kills the server when the bench ends, however it ends.
-struct Server {
-    child: Child,
-    dir: PathBuf,
+/// Kills the server when the bench ends, however it ends, and removes its folder.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) dir: PathBuf,
 }
 
 impl Drop for Server {
@@ -135,27 +140,11 @@ impl Drop for Server {
 }
 
 async fn identity(args: IdentityArgs, root: &Path) -> Result<(), String> {
-    let binary = root.join("target/release/custodia");
-    if !args.no_build {
-        println!("bench: building the server (release)…");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .current_dir(root)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "server",
-                "--bin",
-                "custodia",
-            ])
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err("the release build failed".to_owned());
-        }
-    }
+    let binary = if args.no_build {
+        root.join("target/release/custodia")
+    } else {
+        build_server(root)?
+    };
     let dir = std::env::temp_dir().join(format!("custodia-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let database_url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
@@ -312,7 +301,32 @@ async fn identity(args: IdentityArgs, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_until_healthy(base: &str) -> Result<(), String> {
+/// Builds the server's binary in release mode; returns its path.
+pub(crate) fn build_server(root: &Path) -> Result<PathBuf, String> {
+    println!("bench: building the server (release)…");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "server",
+            "--bin",
+            "custodia",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(root.join("target/release/custodia"))
+    } else {
+        Err("the release build failed".to_owned())
+    }
+}
+
+/// Waits until `base`'s `/readyz` answers 200 (database reachable, schema current).
+pub(crate) async fn wait_until_healthy(base: &str) -> Result<(), String> {
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(resp) = client.get(format!("{base}/readyz")).send().await

@@ -145,16 +145,19 @@ async fn measure(args: AuditArgs, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A PostgreSQL database created for the bench, dropped afterwards.
+/// A PostgreSQL database created for a bench, dropped afterwards.
 #[derive(Debug)]
-struct FreshPostgres {
+pub(crate) struct FreshPostgres {
     admin_url: String,
-    name: String,
-    database: Database,
+    /// The database's name.
+    pub(crate) name: String,
+    /// A pool on it.
+    pub(crate) database: Database,
 }
 
 impl FreshPostgres {
-    async fn create(admin_url: &str) -> Result<Self, String> {
+    /// Creates a database on the server of `admin_url` and connects to it.
+    pub(crate) async fn create(admin_url: &str) -> Result<Self, String> {
         let admin = Database::connect(
             admin_url,
             &DatabaseOptions {
@@ -185,7 +188,13 @@ impl FreshPostgres {
         }
     }
 
-    async fn drop(self) {
+    /// The database's URL.
+    pub(crate) fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+
+    /// Closes the pool and drops the database.
+    pub(crate) async fn drop(self) {
         self.database.close().await;
         drop_postgres(&self.admin_url, &self.name).await;
     }
@@ -351,11 +360,11 @@ impl Backend {
     }
 }
 
-const fn met(yes: bool) -> &'static str {
+pub(crate) const fn met(yes: bool) -> &'static str {
     if yes { "met" } else { "missed" }
 }
 
-fn per_second(n: u64, seconds: f64) -> f64 {
+pub(crate) fn per_second(n: u64, seconds: f64) -> f64 {
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let n = n as f64;
     if seconds > 0.0 { n / seconds } else { 0.0 }
@@ -364,14 +373,17 @@ fn per_second(n: u64, seconds: f64) -> f64 {
 /// One phase: how many operations succeeded, how long it ran, and the latency
 /// of each (ms).
 #[derive(Debug, Default)]
-struct Phase {
-    ms: Vec<f64>,
-    failed: u64,
-    seconds: f64,
+pub(crate) struct Phase {
+    /// The latency of each operation that succeeded, in ms.
+    pub(crate) ms: Vec<f64>,
+    /// How many failed.
+    pub(crate) failed: u64,
+    /// How long the phase ran.
+    pub(crate) seconds: f64,
 }
 
 impl Phase {
-    fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         per_second(self.ms.len() as u64, self.seconds)
     }
 
@@ -389,20 +401,20 @@ impl Phase {
         self.ms[index.min(self.ms.len() - 1)]
     }
 
-    fn p50_ms(&self) -> f64 {
+    pub(crate) fn p50_ms(&self) -> f64 {
         self.quantile(0.50)
     }
 
-    fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         self.quantile(0.99)
     }
 
-    fn sort(mut self) -> Self {
+    pub(crate) fn sort(mut self) -> Self {
         self.ms.sort_by(f64::total_cmp);
         self
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "succeeded": self.ms.len(),
             "failed": self.failed,
@@ -415,7 +427,7 @@ impl Phase {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

@@ -11,6 +11,8 @@
 //!   database's own commit rate, and verification speed, on SQLite and PostgreSQL;
 //! - `bench consent`: the consent gate's `decide` latency (p50, p99) with 10,000
 //!   and 1,000,000 subjects in one run, against a `HashMap` lookup floor;
+//! - `bench read`: reads of clinical records (authenticated, checked, decrypted,
+//!   audited) against the server's bare JSON endpoint, on SQLite and PostgreSQL;
 //! - `verify audit`: every chain and signed checkpoint of the audit log.
 //! - `verify consent`: every chain of the consent ledger, and every projection's head.
 
@@ -23,6 +25,7 @@
 mod bench;
 mod bench_audit;
 mod bench_consent;
+mod bench_read;
 mod db;
 mod openapi;
 mod outbox;

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Amendment, AmendmentStatus, Appointment, AppointmentDetails, AppointmentStatus, Authors,
-    BodyError, BreakGlassGrant, CareTeamMember, ClientRef, ExerciseTemplate,
+    BodyError, BreakGlassGrant, CareTeamMember, ClientIdentity, ClientRef, ExerciseTemplate,
     MAX_BREAK_GLASS_MINUTES, Page, PageRequest, Record, RecordBody, RecordKind, RecordVersion,
     check_time_range,
 };
@@ -979,6 +979,39 @@ impl ClinicalService {
                 .failed(&access, AuditAction::Update, resource, e.into())
                 .await),
         }
+    }
+
+    // ----- the client -----
+
+    /// The client's name, contact details and birth date (held by identity), read
+    /// through the same path as their records.
+    ///
+    /// # Errors
+    /// See [`ClinicalError`].
+    pub async fn client_identity(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: UserId,
+    ) -> Result<(ClientRef, ClientIdentity), ClinicalError> {
+        let resource = ResourceRef::new(resource::CLIENT, client.as_uuid());
+        let access = self
+            .access(
+                ctx,
+                organisation,
+                client,
+                DataCategory::Identity,
+                Intent::Read,
+                (AuditAction::Read, resource),
+            )
+            .await?;
+        let identity = self
+            .repo
+            .client_identity(&access.client)
+            .await?
+            .ok_or(ClinicalError::NotFound)?;
+        self.allowed(&access, AuditAction::Read, resource).await?;
+        Ok((access.client, identity))
     }
 
     // ----- care teams and break-glass -----

@@ -1041,7 +1041,9 @@ mod tests {
             ),
         ];
         for (kind, value, expected) in cases {
-            let err = RecordBody::from_json(kind, value).expect_err("refused").to_string();
+            let err = RecordBody::from_json(kind, value)
+                .expect_err("refused")
+                .to_string();
             assert!(err.contains(expected), "{err} should mention {expected}");
             assert!(!err.contains("secret-canary"), "{err}");
             assert!(!err.contains("maybe"), "{err}");
@@ -1077,7 +1079,9 @@ mod tests {
             json!({"name": "Ibuprofen", "dose": "400 mg", "frequency": "daily", "status": "active"}),
         )
         .expect("valid");
-        let fixed = body.with_field("dose", json!("200 mg"), today()).expect("valid");
+        let fixed = body
+            .with_field("dose", json!("200 mg"), today())
+            .expect("valid");
         assert_eq!(fixed.to_json()["dose"], "200 mg");
         assert_eq!(
             body.with_field("colour", json!("red"), today()),
@@ -1095,7 +1099,8 @@ mod tests {
 
     #[test]
     fn appointments_end_after_they_start_and_last_at_most_twelve_hours() {
-        let at = |h: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + h * 3600, 0).expect("valid");
+        let at =
+            |h: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + h * 3600, 0).expect("valid");
         assert!(check_time_range(at(0), at(1)).is_ok());
         assert!(check_time_range(at(1), at(0)).is_err());
         assert!(check_time_range(at(1), at(1)).is_err());

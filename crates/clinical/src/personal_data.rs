@@ -32,10 +32,15 @@
 //! A correction names a record by its kind and id and one field of its `body`; the
 //! corrected body is validated whole and written as a new version, so the earlier
 //! one stays in the history (45 CFR 164.526 keeps what was amended identifiable).
-//! Messages and amendments are not corrected: a message is what was sent, and an
-//! amendment's state is the care team's decision. The version is written by the
-//! person acting in the request, or, for a request of Custodia itself (a system
-//! actor), in the client's own name, since it is made at their request.
+//! What may be corrected is what a client may ask to amend (the kinds of
+//! [`RecordKind::amendable`]: demographics, conditions, medications, allergies,
+//! history, status notes, treatment plans), and the day, pain and comment of the
+//! client's own adherence logs. Not the rest: a message is what was sent, an
+//! amendment's state is the care team's decision, and a program (or the program a
+//! log follows) changes only through the service, which checks what it refers to.
+//! The version is written by the person acting in the request, or, for a request of
+//! Custodia itself (a system actor), in the client's own name, since it is made at
+//! their request.
 //!
 //! Erasure deletes every record with its versions, every appointment, care-team
 //! membership and break-glass grant and the restriction, and reports each as
@@ -88,6 +93,10 @@ pub const ACCESS_REVIEW_GROUND: LegalGround = LegalGround::new(
     "An emergency access to your records, and its review, is documentation the HIPAA \
      Security Rule requires to be kept six years.",
 );
+
+/// The fields of an adherence log a correction may change (the others name the
+/// program and its items, which only the service checks).
+const ADHERENCE_CORRECTIONS: [&str; 3] = ["performed_on", "pain", "comment"];
 
 /// The clinical context as a holder of personal data.
 #[derive(Clone)]
@@ -413,10 +422,14 @@ impl PersonalData for ClinicalPersonalData {
         let Some(kind) = RecordKind::parse(change.resource.kind) else {
             return Err(PersonalDataError::NotFound);
         };
-        if matches!(kind, RecordKind::Message | RecordKind::Amendment) {
+        let correctable = kind.amendable()
+            || (kind == RecordKind::Adherence
+                && ADHERENCE_CORRECTIONS.contains(&change.field.as_str()));
+        if !correctable {
             return Err(PersonalDataError::Invalid(Cow::Borrowed(
-                "messages and amendments are not corrected: send a new message, or propose \
-                 an amendment of the record it concerns",
+                "only a field of the health record, or the day, pain or comment of an \
+                 adherence log, is corrected this way; messages, amendments and programs are \
+                 not",
             )));
         }
         let held = self
@@ -906,6 +919,51 @@ mod tests {
             f.port.rectify(&ctx, f.client.subject, change).await,
             Err(PersonalDataError::Invalid(_))
         ));
+        // An adherence log's pain is the client's to correct; the program it
+        // follows is not changed this way.
+        let log = f
+            .write(
+                RecordKind::Adherence,
+                json!({"program": Uuid::now_v7(), "program_version": 1,
+                       "performed_on": "2026-11-20", "completed": [0], "pain": 7}),
+            )
+            .await;
+        let fix_log = |field: &str, value: Value| Rectification {
+            resource: ResourceRef::new("adherence_log", log.id),
+            field: field.to_owned(),
+            value,
+        };
+        f.port
+            .rectify(&ctx, f.client.subject, fix_log("pain", json!(4)))
+            .await
+            .expect("corrected");
+        for (field, value) in [
+            ("pain", json!(12)),
+            ("program", json!(Uuid::now_v7())),
+            ("program_version", json!(2)),
+        ] {
+            assert!(
+                matches!(
+                    f.port
+                        .rectify(&ctx, f.client.subject, fix_log(field, value))
+                        .await,
+                    Err(PersonalDataError::Invalid(_))
+                ),
+                "{field}"
+            );
+        }
+        let log_now = f
+            .repo
+            .record(&f.client, log.id)
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(log_now.version, 2);
+        assert_eq!(log_now.body.to_json()["pain"], 4);
+        assert_eq!(
+            log_now.body.to_json()["program"],
+            log.body.to_json()["program"]
+        );
         assert_eq!(
             f.repo
                 .record(&f.client, medication.id)

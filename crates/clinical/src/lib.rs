@@ -10,13 +10,19 @@
 //!   subject's data key.
 //! - [`service`]: the one path of every read, list and write: relationship, then
 //!   restriction and `ConsentGate`, then `AuditSink`, failing closed.
+//! - [`personal_data`]: the context's part of the data map, and export, correction,
+//!   erasure and restriction of one person's records for the rights engine.
+//! - [`memory`]: the repository in memory, keeping the port's contract, for tests.
 
+pub mod memory;
 pub mod model;
+pub mod personal_data;
 pub mod ports;
 pub mod service;
 pub mod values;
 
 pub use model::{Record, RecordBody, RecordKind};
+pub use personal_data::ClinicalPersonalData;
 pub use ports::{ClinicalRepository, RepositoryError};
 pub use service::{ClinicalError, ClinicalService};
 pub use values::{Code, CodeSystem, HttpsUrl, PainScore, Prescription, Text, TimeZone, ValueError};

@@ -1437,12 +1437,16 @@ impl ClinicalService {
         expected: u32,
     ) -> Result<Appointment, ClinicalError> {
         let resource = ResourceRef::new(resource::APPOINTMENT, id);
-        let authors = if status == AppointmentStatus::Cancelled {
-            Authors::ClientOrCareTeam
-        } else {
-            Authors::CareTeamOrAdmin
-        };
-        let access = match self
+        // The client may cancel their own appointment; everything else is for the
+        // care team or an admin. Chosen before the check, so an admin's cancellation
+        // is not first audited as a refusal.
+        let authors =
+            if status == AppointmentStatus::Cancelled && ctx.actor().user() == Some(client) {
+                Authors::Client
+            } else {
+                Authors::CareTeamOrAdmin
+            };
+        let access = self
             .access(
                 ctx,
                 organisation,
@@ -1451,22 +1455,7 @@ impl ClinicalService {
                 Intent::Write(authors),
                 (AuditAction::Update, resource),
             )
-            .await
-        {
-            // An admin may cancel too.
-            Err(ClinicalError::Forbidden(_)) if status == AppointmentStatus::Cancelled => {
-                self.access(
-                    ctx,
-                    organisation,
-                    client,
-                    DataCategory::Appointments,
-                    Intent::Write(Authors::CareTeamOrAdmin),
-                    (AuditAction::Update, resource),
-                )
-                .await?
-            }
-            other => other?,
-        };
+            .await?;
         let current = self
             .repo
             .appointment(&access.client, id)

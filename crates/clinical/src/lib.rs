@@ -4,6 +4,8 @@
 //!
 //! - [`values`]: validated values (coded conditions, bounded text, pain scores,
 //!   prescriptions, time zones, links), refused with a rule that never quotes input.
+//! - [`fhir`]: the holdings of one subject as FHIR R4 resources and a Bundle, for
+//!   the export.
 //! - [`model`]: the records. Every record of a client is one [`model::Record`] with a
 //!   typed body and a version history.
 //! - [`ports`]: the one repository port; its adapter seals every body with the
@@ -11,6 +13,7 @@
 //! - [`service`]: the one path of every read, list and write: relationship, then
 //!   restriction and `ConsentGate`, then `AuditSink`, failing closed.
 
+pub mod fhir;
 pub mod model;
 pub mod ports;
 pub mod service;

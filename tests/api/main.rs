@@ -9,6 +9,7 @@ mod authorization;
 mod consent;
 mod credentials;
 mod edge;
+mod fhir_validator;
 mod identity;
 mod practice;
 mod system;

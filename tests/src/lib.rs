@@ -1,7 +1,10 @@
 //! The system-test harness: [`TestApp`] starts the real server in-process on port 0
 //! against a fresh database (a temporary SQLite file, or a freshly created
 //! PostgreSQL database when `CUSTODIA_TEST_POSTGRES_URL` is set, dropped
-//! afterwards), and [`both_databases!`] runs one test body on each.
+//! afterwards), and [`both_databases!`] runs one test body on each. [`fhir::validate`]
+//! checks FHIR R4 JSON.
+
+pub mod fhir;
 
 use std::net::SocketAddr;
 

@@ -4,6 +4,8 @@
 //!
 //! - [`values`]: validated values (coded conditions, bounded text, pain scores,
 //!   prescriptions, time zones, links), refused with a rule that never quotes input.
+//! - [`fhir`]: the holdings of one subject as FHIR R4 resources and a Bundle, for
+//!   the export.
 //! - [`model`]: the records. Every record of a client is one [`model::Record`] with a
 //!   typed body and a version history.
 //! - [`ports`]: the one repository port; its adapter seals every body with the
@@ -14,6 +16,7 @@
 //!   erasure and restriction of one person's records for the rights engine.
 //! - [`memory`]: the repository in memory, keeping the port's contract, for tests.
 
+pub mod fhir;
 pub mod memory;
 pub mod model;
 pub mod personal_data;

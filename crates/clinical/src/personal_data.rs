@@ -24,6 +24,14 @@
 //! - `break_glass_grant`: `{"organisation", "holder", "reason", "granted_at",
 //!   "expires_at"}`, the reason included because the export is for the person.
 //!
+//! - `fhir_bundle` (its id is the subject's): the same holdings as one FHIR R4
+//!   `Bundle` of type `collection` ([`crate::fhir`]): a `Patient`, the records as
+//!   `Condition`, `Observation`, `MedicationStatement`, `AllergyIntolerance`,
+//!   `CarePlan` (treatment plans, and exercise programs with their adherence as
+//!   activity progress), `Appointment` and `Communication`, and the
+//!   `Practitioner`s they name. Amendments, earlier versions, the care team and
+//!   break-glass grants have no FHIR form and are in the records above.
+//!
 //! People are named by their user ids, times are RFC 3339 in UTC and days ISO 8601
 //! dates. The person's name and contact details are identity's, and exported there.
 //!
@@ -54,6 +62,9 @@
 //! [`describe`]: PersonalData::describe
 
 use std::borrow::Cow;
+
+/// The resource kind of the export's FHIR Bundle.
+pub const FHIR_BUNDLE: &str = "fhir_bundle";
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -340,7 +351,7 @@ impl PersonalData for ClinicalPersonalData {
 
     async fn export(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         subject: SubjectId,
     ) -> Result<Vec<ExportedRecord>, PersonalDataError> {
         let held = self
@@ -408,6 +419,17 @@ impl PersonalData for ClinicalPersonalData {
                     "granted_at": g.granted_at,
                     "expires_at": g.expires_at,
                 }),
+            });
+        }
+        // The same holdings as FHIR R4, when there are any: one `collection` Bundle (a Patient, the
+        // records, appointments and messages, and the practitioners they name).
+        if !held.records.is_empty() || !held.appointments.is_empty() {
+            let resources = crate::fhir::resources(&held, ctx.at().date_naive());
+            out.push(ExportedRecord {
+                category: DataCategory::HealthRecord,
+                resource: ResourceRef::new(FHIR_BUNDLE, subject.as_uuid()),
+                created_at: ctx.at(),
+                data: crate::fhir::bundle(resources),
             });
         }
         Ok(out)

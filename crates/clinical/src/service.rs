@@ -573,18 +573,18 @@ impl ClinicalService {
                     ..amendment
                 }))
             }
-            RecordBody::Program(program) => {
-                for item in &program.items {
-                    if self
+            RecordBody::Program(mut program) => {
+                // Each item names a library exercise; its name is copied as it is
+                // when prescribed (the template may change later).
+                for item in &mut program.items {
+                    let template = self
                         .repo
                         .template(access.client.organisation, item.exercise)
                         .await?
-                        .is_none()
-                    {
-                        return Err(
-                            BodyError::Rule("a program item names an unknown exercise").into()
-                        );
-                    }
+                        .ok_or(ClinicalError::Invalid(BodyError::Rule(
+                            "a program item names an unknown exercise",
+                        )))?;
+                    item.name = template.name;
                 }
                 Ok(RecordBody::Program(program))
             }
@@ -1338,8 +1338,20 @@ impl ClinicalService {
         page: PageRequest,
     ) -> Result<Page<BreakGlassGrant>, ClinicalError> {
         let resource = ResourceRef::new(resource::BREAK_GLASS, organisation.as_uuid());
-        let reviewer = ctx.organisation() == Some(organisation)
-            && (ctx.actor().has_role(Role::OrgAdmin) || ctx.actor().has_role(Role::PrivacyOfficer));
+        if ctx.organisation() != Some(organisation) {
+            return self
+                .deny(
+                    ctx,
+                    AuditAction::List,
+                    resource,
+                    None,
+                    "other_practice",
+                    ClinicalError::NotFound,
+                )
+                .await;
+        }
+        let reviewer =
+            ctx.actor().has_role(Role::OrgAdmin) || ctx.actor().has_role(Role::PrivacyOfficer);
         if !reviewer {
             return self
                 .deny(

@@ -1508,10 +1508,18 @@ impl ClinicalRepository for SeaOrmClinicalRepository {
             .all(conn)
             .await
             .map_err(unavailable)?;
+        // The port's holdings carry the versions each record replaced; the
+        // current one is the record itself.
         for row in &versions {
-            holdings
-                .versions
-                .push((row.record_id, self.version_of(row).await?));
+            let current = holdings
+                .records
+                .iter()
+                .any(|r| r.id == row.record_id && i64::from(r.version) == i64::from(row.version));
+            if !current {
+                holdings
+                    .versions
+                    .push((row.record_id, self.version_of(row).await?));
+            }
         }
         let appointments = clinical_appointment::Entity::find()
             .filter(clinical_appointment::Column::SubjectId.eq(subject.as_uuid()))

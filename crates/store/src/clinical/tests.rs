@@ -1334,9 +1334,8 @@ async fn erasure_removes_everything_once(test_db: TestDatabase) {
         .map(|(id, v)| (*id, v.version))
         .collect();
     versions.sort();
-    let mut expected_versions = vec![(r.id, 1), (r.id, 2), (m.id, 1)];
-    expected_versions.sort();
-    assert_eq!(versions, expected_versions);
+    // The versions each record replaced; the current ones are the records.
+    assert_eq!(versions, vec![(r.id, 1)]);
     assert_eq!(holdings.appointments, vec![a.clone()]);
     assert_eq!(holdings.care_team, vec![team]);
     assert_eq!(holdings.break_glass, vec![g.clone()]);

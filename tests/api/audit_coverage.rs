@@ -13,7 +13,25 @@ use tests::{TestApp, both_databases};
 /// Operations that touch health data: that a person is a client of a practice,
 /// their account and guardians, a practice's people, the export of a person's
 /// data, and the audit log itself (who accessed whose data, disclosures).
-const AUDITED: [&str; 28] = [
+const AUDITED: [&str; 46] = [
+    "listClients",
+    "getClient",
+    "getCareTeam",
+    "addCareTeamMember",
+    "endCareTeamMembership",
+    "breakGlass",
+    "listBreakGlassGrants",
+    "createRecord",
+    "listRecords",
+    "getRecord",
+    "updateRecord",
+    "listRecordVersions",
+    "acceptAmendment",
+    "denyAmendment",
+    "attachDisagreement",
+    "bookAppointment",
+    "listAppointments",
+    "updateAppointmentStatus",
     "getMyConsents",
     "changeMyConsent",
     "getMyConsentHistory",
@@ -60,7 +78,19 @@ const SELF_ONLY: [&str; 9] = [
 
 /// Operations that touch no health data, and why. Security events (sign-ins,
 /// failures, account changes) are kept by identity's own log (U6).
-const NOT_HEALTH_DATA: [(&str, &str); 46] = [
+const NOT_HEALTH_DATA: [(&str, &str); 49] = [
+    (
+        "addExercise",
+        "the practice's exercise library: templates, no one's data",
+    ),
+    (
+        "listExercises",
+        "the practice's exercise library: templates, no one's data",
+    ),
+    (
+        "addSharedExercise",
+        "the shared exercise library: templates, no one's data",
+    ),
     ("listConsentPurposes", "the public purpose catalogue"),
     ("listSubProcessors", "the public sub-processor registry"),
     ("listPolicyVersions", "public policy versions"),
@@ -311,6 +341,69 @@ both_databases!(
         let grant = json!({ "action": "grant", "purpose": "research" });
         let check = json!({ "purpose": "treatment", "category": "health_record" });
         let attestation = json!({ "obtained_at": "2026-01-05T10:00:00Z", "channel": "paper" });
+        // A chart to read and change: a condition, a medication with two amendment
+        // requests from the client, an appointment, and two more providers (one to
+        // join and leave the care team, one to break the glass).
+        let cp = format!("/v1/organisations/{org}/clients/{c}");
+        let owner = app.member_id(&admin, "owner@example.com").await;
+        let joiner = app.signed_in_member(&admin, "joiner@example.com", "provider").await;
+        let glass = app.signed_in_member(&admin, "glass@example.com", "provider").await;
+        let created = |(status, body): (u16, Value)| {
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().expect("an id").to_owned()
+        };
+        let condition = json!({"kind": "condition", "text": "Back pain", "status": "active"});
+        let cond = created(app.call(reqwest::Method::POST, &format!("{cp}/records"), Some(&admin), Some(&condition)).await);
+        let medication = json!({"kind": "medication", "name": "Ibuprofen", "dose": "400 mg", "frequency": "daily", "status": "active"});
+        let med = created(app.call(reqwest::Method::POST, &format!("{cp}/records"), Some(&admin), Some(&medication)).await);
+        let amend = |field: &str, value: &str| json!({"kind": "amendment", "target": med, "field": field, "proposed": value, "reason": "Wrong"});
+        let a1 = created(app.call(reqwest::Method::POST, &format!("{cp}/records"), Some(&client.token), Some(&amend("dose", "200 mg"))).await);
+        let a2 = created(app.call(reqwest::Method::POST, &format!("{cp}/records"), Some(&client.token), Some(&amend("frequency", "weekly"))).await);
+        let booking = |hour: u32| json!({"provider_id": owner, "starts_at": format!("2026-12-01T{hour:02}:00:00Z"),
+            "ends_at": format!("2026-12-01T{hour:02}:30:00Z"), "time_zone": "UTC"});
+        let appt = created(app.call(reqwest::Method::POST, &format!("{cp}/appointments"), Some(&admin), Some(&booking(9))).await);
+        let update = json!({"expected_version": 1, "content": condition});
+        let joins = json!({"provider_id": joiner.user_id});
+        let reason = json!({"reason": "Collapsed in the waiting room", "minutes": 10});
+        let status_change = json!({"status": "arrived", "expected_version": 1});
+        let clinical_calls = vec![
+            call("listClients", "GET", format!("/v1/organisations/{org}/clients"), &admin, none(), 200, "allowed"),
+            call("listClients", "GET", format!("/v1/organisations/{org}/clients"), &staff.token, none(), 403, "denied"),
+            call("getClient", "GET", cp.clone(), &admin, none(), 200, "allowed"),
+            call("getClient", "GET", cp.clone(), &staff.token, none(), 404, "denied"),
+            call("getCareTeam", "GET", format!("{cp}/care-team"), &client.token, none(), 200, "allowed"),
+            call("getCareTeam", "GET", format!("{cp}/care-team"), &staff.token, none(), 404, "denied"),
+            call("addCareTeamMember", "POST", format!("{cp}/care-team"), &admin, joins.clone(), 201, "allowed"),
+            call("addCareTeamMember", "POST", format!("{cp}/care-team"), &staff.token, joins, 404, "denied"),
+            call("endCareTeamMembership", "POST", format!("{cp}/care-team/{}/ending", joiner.user_id), &admin, none(), 200, "allowed"),
+            call("endCareTeamMembership", "POST", format!("{cp}/care-team/{}/ending", joiner.user_id), &staff.token, none(), 404, "denied"),
+            call("breakGlass", "POST", format!("{cp}/break-glass"), &glass.token, reason.clone(), 201, "allowed"),
+            call("breakGlass", "POST", format!("{cp}/break-glass"), &staff.token, reason, 403, "denied"),
+            call("listBreakGlassGrants", "GET", format!("/v1/organisations/{org}/break-glass-grants"), &admin, none(), 200, "allowed"),
+            call("listBreakGlassGrants", "GET", format!("/v1/organisations/{org}/break-glass-grants"), &staff.token, none(), 403, "denied"),
+            call("createRecord", "POST", format!("{cp}/records"), &admin, condition.clone(), 201, "allowed"),
+            call("createRecord", "POST", format!("{cp}/records"), &staff.token, condition, 404, "denied"),
+            call("listRecords", "GET", format!("{cp}/records/condition"), &client.token, none(), 200, "allowed"),
+            call("listRecords", "GET", format!("{cp}/records/condition"), &staff.token, none(), 404, "denied"),
+            call("getRecord", "GET", format!("{cp}/records/condition/{cond}"), &admin, none(), 200, "allowed"),
+            call("getRecord", "GET", format!("{cp}/records/condition/{cond}"), &staff.token, none(), 404, "denied"),
+            call("updateRecord", "PUT", format!("{cp}/records/condition/{cond}"), &admin, update.clone(), 200, "allowed"),
+            call("updateRecord", "PUT", format!("{cp}/records/condition/{cond}"), &staff.token, update, 404, "denied"),
+            call("listRecordVersions", "GET", format!("{cp}/records/condition/{cond}/versions"), &admin, none(), 200, "allowed"),
+            call("listRecordVersions", "GET", format!("{cp}/records/condition/{cond}/versions"), &staff.token, none(), 404, "denied"),
+            call("acceptAmendment", "POST", format!("{cp}/amendments/{a1}/acceptance"), &staff.token, none(), 404, "denied"),
+            call("acceptAmendment", "POST", format!("{cp}/amendments/{a1}/acceptance"), &admin, none(), 200, "allowed"),
+            call("denyAmendment", "POST", format!("{cp}/amendments/{a2}/denial"), &staff.token, json!({"reason": "No"}), 404, "denied"),
+            call("denyAmendment", "POST", format!("{cp}/amendments/{a2}/denial"), &admin, json!({"reason": "No"}), 200, "allowed"),
+            call("attachDisagreement", "POST", format!("{cp}/amendments/{a2}/disagreement"), &staff.token, json!({"statement": "I disagree"}), 404, "denied"),
+            call("attachDisagreement", "POST", format!("{cp}/amendments/{a2}/disagreement"), &client.token, json!({"statement": "I disagree"}), 200, "allowed"),
+            call("bookAppointment", "POST", format!("{cp}/appointments"), &admin, booking(11), 201, "allowed"),
+            call("bookAppointment", "POST", format!("{cp}/appointments"), &staff.token, booking(13), 404, "denied"),
+            call("listAppointments", "GET", format!("{cp}/appointments"), &client.token, none(), 200, "allowed"),
+            call("listAppointments", "GET", format!("{cp}/appointments"), &staff.token, none(), 404, "denied"),
+            call("updateAppointmentStatus", "PUT", format!("{cp}/appointments/{appt}/status"), &staff.token, status_change.clone(), 404, "denied"),
+            call("updateAppointmentStatus", "PUT", format!("{cp}/appointments/{appt}/status"), &admin, status_change, 200, "allowed"),
+        ];
         let calls = vec![
             call("getMyConsents", "GET", "/v1/me/consents".to_owned(), &client.token, none(), 200, "allowed"),
             call("changeMyConsent", "POST", "/v1/me/consents".to_owned(), &client.token, grant.clone(), 201, "allowed"),
@@ -364,7 +457,7 @@ both_databases!(
         ];
         let mut allowed = BTreeSet::new();
         let mut denied = BTreeSet::new();
-        for call in &calls {
+        for call in clinical_calls.iter().chain(&calls) {
             let request_id = send(&app, call).await;
             let outcomes = outcomes_of(&app, &request_id).await;
             assert!(

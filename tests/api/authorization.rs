@@ -178,6 +178,38 @@ const CONSENT: [&str; 7] = [
     "publishPolicyVersion",
 ];
 
+/// Clinical records: a client's data is reached by the client, their care team,
+/// the practice's admins and break-glass holders, and by no one else: another
+/// member of the practice gets 404 as for an unknown client
+/// (`tests::clinical::outsiders_get_404_exactly_as_for_an_unknown_client`), and so
+/// does another practice's caller for every operation naming the practice
+/// (`clinical_operations_refuse_other_practices` below); practice-wide lists refuse
+/// roles without a clinical duty with 403; only the platform operator adds to the
+/// shared exercise library.
+const CLINICAL: [&str; 21] = [
+    "listClients",
+    "getClient",
+    "getCareTeam",
+    "addCareTeamMember",
+    "endCareTeamMembership",
+    "breakGlass",
+    "listBreakGlassGrants",
+    "createRecord",
+    "listRecords",
+    "getRecord",
+    "updateRecord",
+    "listRecordVersions",
+    "acceptAmendment",
+    "denyAmendment",
+    "attachDisagreement",
+    "bookAppointment",
+    "listAppointments",
+    "updateAppointmentStatus",
+    "addExercise",
+    "listExercises",
+    "addSharedExercise",
+];
+
 /// The platform operator's operations: every member (and API key) gets 403.
 const OPERATOR: [&str; 2] = ["listPractices", "endOperatorSession"];
 
@@ -193,6 +225,7 @@ fn every_operation_is_classified() {
         .chain(OPERATOR.iter())
         .chain(AUDIT_OVERSIGHT.iter())
         .chain(CONSENT.iter())
+        .chain(CLINICAL.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()
@@ -580,5 +613,55 @@ both_databases!(async fn consent_operations_refuse_the_wrong_practice_and_role(a
     assert_eq!(view["marketing_mode"], "opt_in");
     let history: Value = app.client.get(app.url("/v1/me/consents/history")).bearer_auth(&client.token).send().await.expect("answers").json().await.expect("JSON");
     assert_eq!(history["items"].as_array().expect("items").len(), 1, "only the attestation made with the account: {history}");
+    app.stop().await;
+});
+
+/// A schema-valid body for each clinical operation that takes one, so the refusal
+/// tested is the authorisation, not the input.
+fn clinical_body(id: &str, provider: &str) -> Value {
+    let condition = json!({"kind": "condition", "text": "Back pain", "status": "active"});
+    let exercise =
+        json!({"name": "Bridge", "instructions": "Lift the hips.", "body_region": "lumbar spine"});
+    match id {
+        "createRecord" => condition,
+        "updateRecord" => json!({"expected_version": 1, "content": condition}),
+        "addCareTeamMember" => json!({"provider_id": provider}),
+        "breakGlass" => json!({"reason": "Emergency", "minutes": 5}),
+        "denyAmendment" => json!({"reason": "No"}),
+        "attachDisagreement" => json!({"statement": "I disagree"}),
+        "bookAppointment" => json!({"provider_id": provider, "starts_at": "2026-12-01T10:00:00Z",
+            "ends_at": "2026-12-01T11:00:00Z", "time_zone": "UTC"}),
+        "updateAppointmentStatus" => json!({"status": "cancelled", "expected_version": 1}),
+        "addExercise" | "addSharedExercise" => exercise,
+        _ => json!({}),
+    }
+}
+
+both_databases!(async fn clinical_operations_refuse_other_practices(app) {
+    let admin = app.signed_in_provider("owner-k@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let client = app.signed_in_member(&admin, "client-k@example.com", "client").await;
+    let provider = app.member_id(&admin, "owner-k@example.com").await;
+    let other_admin = app.signed_in_provider("other-k@example.com").await;
+    let records = app.count_rows("clinical_records").await;
+    for (id, method, template) in operations() {
+        if !CLINICAL.contains(&id.as_str()) {
+            continue;
+        }
+        let path = template
+            .replace("{organisation_id}", &org)
+            .replace("{client_id}", &client.user_id)
+            .replace("{provider_id}", &provider)
+            .replace("{kind}", "condition");
+        let path = concrete(&path);
+        let body = clinical_body(&id, &provider);
+        let status = call_with(&app, &method, &path, &other_admin, &body).await.status();
+        let expected = if id == "addSharedExercise" { 403 } else { 404 };
+        assert_eq!(status, expected, "{id} {method} {path}");
+        if id == "addSharedExercise" {
+            assert_eq!(call_with(&app, &method, &path, &admin, &body).await.status(), 403, "a member is not the operator");
+        }
+    }
+    assert_eq!(app.count_rows("clinical_records").await, records, "nothing was written");
     app.stop().await;
 });

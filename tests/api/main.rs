@@ -6,6 +6,8 @@ mod api_keys;
 mod audit;
 mod audit_coverage;
 mod authorization;
+mod clinical;
+mod clinical_fhir;
 mod consent;
 mod credentials;
 mod edge;

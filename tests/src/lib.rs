@@ -142,6 +142,30 @@ impl TestApp {
             .expect("the server answers")
     }
 
+    /// `method path` with an optional bearer token and JSON body: the status and
+    /// the JSON answer (`Null` when there is none).
+    ///
+    /// # Panics
+    /// When the server does not answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// The server's state, for tests that must look behind the API.
     #[must_use]
     pub const fn state(&self) -> &server::state::AppState {

@@ -451,7 +451,8 @@ pub enum AmendmentStatus {
 }
 
 /// A client's request to correct one field of a record (D2, 45 CFR 164.526).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` leaves out the field and the proposed value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Amendment {
     /// The record to correct.
@@ -478,8 +479,20 @@ pub struct Amendment {
     pub disagreement: Option<Text<4000>>,
 }
 
-/// The content of a record, by kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl std::fmt::Debug for Amendment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Amendment")
+            .field("target", &self.target)
+            .field("target_kind", &self.target_kind)
+            .field("status", &self.status)
+            .field("applied_version", &self.applied_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The content of a record, by kind. `Debug` shows the kind only: what a record
+/// says is health data, wherever it is printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecordBody {
     /// See [`Demographics`].
@@ -506,6 +519,12 @@ pub enum RecordBody {
     Message(Message),
     /// See [`Amendment`].
     Amendment(Amendment),
+}
+
+impl std::fmt::Debug for RecordBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordBody({}, [redacted])", self.kind().as_str())
+    }
 }
 
 /// The most items a list field of a body holds.
@@ -1041,7 +1060,9 @@ mod tests {
             ),
         ];
         for (kind, value, expected) in cases {
-            let err = RecordBody::from_json(kind, value).expect_err("refused").to_string();
+            let err = RecordBody::from_json(kind, value)
+                .expect_err("refused")
+                .to_string();
             assert!(err.contains(expected), "{err} should mention {expected}");
             assert!(!err.contains("secret-canary"), "{err}");
             assert!(!err.contains("maybe"), "{err}");
@@ -1077,7 +1098,9 @@ mod tests {
             json!({"name": "Ibuprofen", "dose": "400 mg", "frequency": "daily", "status": "active"}),
         )
         .expect("valid");
-        let fixed = body.with_field("dose", json!("200 mg"), today()).expect("valid");
+        let fixed = body
+            .with_field("dose", json!("200 mg"), today())
+            .expect("valid");
         assert_eq!(fixed.to_json()["dose"], "200 mg");
         assert_eq!(
             body.with_field("colour", json!("red"), today()),
@@ -1094,8 +1117,61 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_what_a_record_says() {
+        let bodies = [
+            RecordBody::from_json(
+                RecordKind::Amendment,
+                json!({"target": Uuid::nil(), "target_kind": "medication", "field": "dose",
+                       "proposed": "canary-dose", "reason": "canary-reason", "status": "proposed"}),
+            )
+            .expect("valid"),
+            RecordBody::from_json(
+                RecordKind::Adherence,
+                json!({"program": Uuid::nil(), "program_version": 1, "performed_on": "2026-11-01",
+                       "completed": [0], "pain": 9, "comment": "canary-comment"}),
+            )
+            .expect("valid"),
+            RecordBody::from_json(
+                RecordKind::Condition,
+                json!({"text": "canary-text", "status": "remission", "onset": "2019-03-04"}),
+            )
+            .expect("valid"),
+        ];
+        for body in bodies {
+            let record = Record {
+                id: Uuid::nil(),
+                client: ClientRef {
+                    user: UserId::new(),
+                    subject: SubjectId::new(),
+                    organisation: OrganisationId::new(),
+                    home_organisation: OrganisationId::new(),
+                },
+                version: 1,
+                body: body.clone(),
+                created_at: DateTime::<Utc>::UNIX_EPOCH,
+                created_by: UserId::new(),
+                updated_at: DateTime::<Utc>::UNIX_EPOCH,
+                updated_by: UserId::new(),
+            };
+            let shown = format!("{record:?} {body:?}");
+            for secret in ["canary", "PainScore(9)", "Remission", "2019-03-04", "dose"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+            assert!(shown.contains(body.kind().as_str()), "{shown}");
+            if let RecordBody::Amendment(a) = &body {
+                let shown = format!("{a:?}");
+                assert!(
+                    !shown.contains("canary") && !shown.contains("dose"),
+                    "{shown}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn appointments_end_after_they_start_and_last_at_most_twelve_hours() {
-        let at = |h: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + h * 3600, 0).expect("valid");
+        let at =
+            |h: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + h * 3600, 0).expect("valid");
         assert!(check_time_range(at(0), at(1)).is_ok());
         assert!(check_time_range(at(1), at(0)).is_err());
         assert!(check_time_range(at(1), at(1)).is_err());

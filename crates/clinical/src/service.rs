@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Amendment, AmendmentStatus, Appointment, AppointmentDetails, AppointmentStatus, Authors,
-    BodyError, BreakGlassGrant, CareTeamMember, ClientRef, ExerciseTemplate,
+    BodyError, BreakGlassGrant, CareTeamMember, ClientIdentity, ClientRef, ExerciseTemplate,
     MAX_BREAK_GLASS_MINUTES, Page, PageRequest, Record, RecordBody, RecordKind, RecordVersion,
     check_time_range,
 };
@@ -573,18 +573,18 @@ impl ClinicalService {
                     ..amendment
                 }))
             }
-            RecordBody::Program(program) => {
-                for item in &program.items {
-                    if self
+            RecordBody::Program(mut program) => {
+                // Each item names a library exercise; its name is copied as it is
+                // when prescribed (the template may change later).
+                for item in &mut program.items {
+                    let template = self
                         .repo
                         .template(access.client.organisation, item.exercise)
                         .await?
-                        .is_none()
-                    {
-                        return Err(
-                            BodyError::Rule("a program item names an unknown exercise").into()
-                        );
-                    }
+                        .ok_or(ClinicalError::Invalid(BodyError::Rule(
+                            "a program item names an unknown exercise",
+                        )))?;
+                    item.name = template.name;
                 }
                 Ok(RecordBody::Program(program))
             }
@@ -981,6 +981,39 @@ impl ClinicalService {
         }
     }
 
+    // ----- the client -----
+
+    /// The client's name, contact details and birth date (held by identity), read
+    /// through the same path as their records.
+    ///
+    /// # Errors
+    /// See [`ClinicalError`].
+    pub async fn client_identity(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: UserId,
+    ) -> Result<(ClientRef, ClientIdentity), ClinicalError> {
+        let resource = ResourceRef::new(resource::CLIENT, client.as_uuid());
+        let access = self
+            .access(
+                ctx,
+                organisation,
+                client,
+                DataCategory::Identity,
+                Intent::Read,
+                (AuditAction::Read, resource),
+            )
+            .await?;
+        let identity = self
+            .repo
+            .client_identity(&access.client)
+            .await?
+            .ok_or(ClinicalError::NotFound)?;
+        self.allowed(&access, AuditAction::Read, resource).await?;
+        Ok((access.client, identity))
+    }
+
     // ----- care teams and break-glass -----
 
     /// The client's care team, past and present.
@@ -1305,8 +1338,20 @@ impl ClinicalService {
         page: PageRequest,
     ) -> Result<Page<BreakGlassGrant>, ClinicalError> {
         let resource = ResourceRef::new(resource::BREAK_GLASS, organisation.as_uuid());
-        let reviewer = ctx.organisation() == Some(organisation)
-            && (ctx.actor().has_role(Role::OrgAdmin) || ctx.actor().has_role(Role::PrivacyOfficer));
+        if ctx.organisation() != Some(organisation) {
+            return self
+                .deny(
+                    ctx,
+                    AuditAction::List,
+                    resource,
+                    None,
+                    "other_practice",
+                    ClinicalError::NotFound,
+                )
+                .await;
+        }
+        let reviewer =
+            ctx.actor().has_role(Role::OrgAdmin) || ctx.actor().has_role(Role::PrivacyOfficer);
         if !reviewer {
             return self
                 .deny(
@@ -1404,12 +1449,16 @@ impl ClinicalService {
         expected: u32,
     ) -> Result<Appointment, ClinicalError> {
         let resource = ResourceRef::new(resource::APPOINTMENT, id);
-        let authors = if status == AppointmentStatus::Cancelled {
-            Authors::ClientOrCareTeam
-        } else {
-            Authors::CareTeamOrAdmin
-        };
-        let access = match self
+        // The client may cancel their own appointment; everything else is for the
+        // care team or an admin. Chosen before the check, so an admin's cancellation
+        // is not first audited as a refusal.
+        let authors =
+            if status == AppointmentStatus::Cancelled && ctx.actor().user() == Some(client) {
+                Authors::Client
+            } else {
+                Authors::CareTeamOrAdmin
+            };
+        let access = self
             .access(
                 ctx,
                 organisation,
@@ -1418,22 +1467,7 @@ impl ClinicalService {
                 Intent::Write(authors),
                 (AuditAction::Update, resource),
             )
-            .await
-        {
-            // An admin may cancel too.
-            Err(ClinicalError::Forbidden(_)) if status == AppointmentStatus::Cancelled => {
-                self.access(
-                    ctx,
-                    organisation,
-                    client,
-                    DataCategory::Appointments,
-                    Intent::Write(Authors::CareTeamOrAdmin),
-                    (AuditAction::Update, resource),
-                )
-                .await?
-            }
-            other => other?,
-        };
+            .await?;
         let current = self
             .repo
             .appointment(&access.client, id)

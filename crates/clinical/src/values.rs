@@ -647,7 +647,8 @@ mod tests {
 
     #[test]
     fn stored_values_are_parsed_again_when_read() {
-        let code: Code = serde_json::from_str(r#"{"system":"icd-10","code":"M54.5"}"#).expect("valid");
+        let code: Code =
+            serde_json::from_str(r#"{"system":"icd-10","code":"M54.5"}"#).expect("valid");
         assert_eq!(
             serde_json::to_string(&code).expect("valid"),
             r#"{"system":"icd-10","code":"M54.5"}"#

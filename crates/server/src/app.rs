@@ -345,7 +345,16 @@ fn compose(
         )),
         audit.sink(),
     );
-    AppState::new(database, keyring, identity, audit, consent, clock)
+    let gate: Arc<dyn kernel::ConsentGate> = Arc::new(consent.clone());
+    let clinical = clinical::ClinicalService::new(
+        Arc::new(store::SeaOrmClinicalRepository::new(
+            database.clone(),
+            keyring.clone(),
+        )),
+        gate,
+        audit.sink(),
+    );
+    AppState::new(database, keyring, identity, audit, consent, clinical, clock)
 }
 
 /// Publishes the built-in privacy notice when no privacy notice is published yet,

@@ -85,6 +85,28 @@ struct BodySchema {
     /// The JSON types of the whole body, to any depth the spec gives.
     shape: Shape,
     constraints: Vec<(String, Constraints)>,
+    /// For a union discriminated by a property (poem-openapi's `Union`), the
+    /// property's name and each value's own schema: a body is judged by the
+    /// variant its discriminator names.
+    variants: Option<(String, Vec<(String, BodySchema)>)>,
+}
+
+impl BodySchema {
+    /// The schema `object` is judged by: its variant's for a discriminated union
+    /// (none when the discriminator is absent or unknown, which poem refuses in its
+    /// own words), else this one.
+    fn for_body(&self, object: &Map<String, Value>) -> Option<&Self> {
+        match &self.variants {
+            None => Some(self),
+            Some((property, variants)) => {
+                let value = object.get(property)?.as_str()?;
+                variants
+                    .iter()
+                    .find(|(name, _)| name == value)
+                    .map(|(_, schema)| schema)
+            }
+        }
+    }
 }
 
 /// The string constraints a property declares: enough to name the rule a value
@@ -266,6 +288,7 @@ impl RouteTable {
             .find(|(m, _)| m.eq_ignore_ascii_case(method))?;
         let value = serde_json::from_slice::<Value>(body).ok()?;
         let object = value.as_object()?;
+        let schema = schema.for_body(object)?;
         let missing: Vec<String> = schema
             .required
             .iter()
@@ -305,7 +328,7 @@ impl RouteTable {
             .find(|(m, _)| m.eq_ignore_ascii_case(method))?;
         let value = serde_json::from_slice::<Value>(body).ok()?;
         // A body that is not an object is poem's to refuse, with its own words.
-        value.as_object()?;
+        let schema = schema.for_body(value.as_object()?)?;
         let mut wrong = Vec::new();
         type_faults(&value, &schema.shape, "", &mut wrong);
         (!wrong.is_empty()).then_some(BodyFault::WrongType(wrong))
@@ -346,6 +369,38 @@ fn body_schema(operation: &Value, schemas: Option<&Map<String, Value>>) -> Optio
         .iter()
         .find(|(media_type, _)| media_type.starts_with("application/json"))?;
     let schema = resolve(media.get("schema")?, schemas)?;
+    let mut body = object_schema(schema, schemas);
+    let discriminator = schema.get("discriminator");
+    let property = discriminator
+        .and_then(|d| d.get("propertyName"))
+        .and_then(Value::as_str);
+    let mapping = discriminator
+        .and_then(|d| d.get("mapping"))
+        .and_then(Value::as_object);
+    if let (Some(property), Some(mapping)) = (property, mapping) {
+        let variants = mapping
+            .iter()
+            .filter_map(|(value, target)| {
+                let name = target.as_str()?.strip_prefix("#/components/schemas/")?;
+                let variant = schemas?.get(name)?;
+                // poem-openapi writes a variant as `allOf: [{the discriminator},
+                // {$ref: the object}]`: the object's fields are the ones to judge.
+                let object = variant
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .and_then(|all| all.iter().find(|part| part.get("$ref").is_some()))
+                    .and_then(|part| resolve(part, schemas))
+                    .unwrap_or(variant);
+                Some((value.clone(), object_schema(object, schemas)))
+            })
+            .collect();
+        body.variants = Some((property.to_owned(), variants));
+    }
+    Some(body)
+}
+
+/// The fields an object schema requires, their shapes and their constraints.
+fn object_schema(schema: &Value, schemas: Option<&Map<String, Value>>) -> BodySchema {
     let required = schema
         .get("required")
         .and_then(Value::as_array)
@@ -370,11 +425,12 @@ fn body_schema(operation: &Value, schemas: Option<&Map<String, Value>>) -> Optio
                 .collect()
         })
         .unwrap_or_default();
-    Some(BodySchema {
+    BodySchema {
         required,
         shape,
         constraints,
-    })
+        variants: None,
+    }
 }
 
 /// `schema` with a `$ref` (or poem-openapi's `allOf: [{$ref}, …]` wrapper)
@@ -616,5 +672,44 @@ mod tests {
         assert_eq!(fault(r#"{"name":"#), None);
         assert_eq!(fault("[]"), None);
         assert_eq!(table.body_fault("PUT", "/v1/things", br#"{}"#), None);
+    }
+
+    #[test]
+    fn a_discriminated_union_is_judged_by_the_variant_it_names() {
+        let spec = r##"{
+            "paths": {"/v1/records": {"post": {"requestBody": {"content": {
+                "application/json; charset=utf-8": {"schema": {"$ref": "#/components/schemas/Input"}}}}}}},
+            "components": {"schemas": {
+                "Input": {"oneOf": [{"$ref": "#/components/schemas/Input_Note"}],
+                    "discriminator": {"propertyName": "kind",
+                        "mapping": {"note": "#/components/schemas/Input_Note"}}},
+                "Input_Note": {"allOf": [
+                    {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string"}}},
+                    {"$ref": "#/components/schemas/Note"}]},
+                "Note": {"type": "object", "required": ["text"],
+                    "properties": {"text": {"type": "string", "maxLength": 3},
+                        "pages": {"type": "integer"}}}
+            }}
+        }"##;
+        let table = RouteTable::from_spec(spec);
+        let fault = |body: &str| table.body_fault("POST", "/v1/records", body.as_bytes());
+        assert_eq!(
+            fault(r#"{"kind": "note"}"#),
+            Some(BodyFault::Missing(vec!["text".to_owned()]))
+        );
+        assert!(matches!(
+            fault(r#"{"kind": "note", "text": "ab", "pages": "x"}"#),
+            Some(BodyFault::WrongType(fields)) if fields[0].0 == "pages"
+        ));
+        assert!(matches!(
+            fault(r#"{"kind": "note", "text": "abcd"}"#),
+            Some(BodyFault::Rule(rules)) if rules[0].0 == "text"
+        ));
+        assert_eq!(fault(r#"{"kind": "note", "text": "abc"}"#), None);
+        assert_eq!(
+            fault(r#"{"kind": "other", "text": "abcd"}"#),
+            None,
+            "poem's to refuse"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use audit::AuditService;
+use clinical::ClinicalService;
 use consent::ConsentService;
 use crypto::Keyring;
 use identity::IdentityService;
@@ -22,6 +23,7 @@ struct Inner {
     identity: IdentityService,
     audit: AuditService,
     consent: ConsentService,
+    clinical: ClinicalService,
     clock: Arc<dyn Clock>,
 }
 
@@ -42,6 +44,7 @@ impl AppState {
         identity: IdentityService,
         audit: AuditService,
         consent: ConsentService,
+        clinical: ClinicalService,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -51,6 +54,7 @@ impl AppState {
                 identity,
                 audit,
                 consent,
+                clinical,
                 clock,
             }),
         }
@@ -66,6 +70,12 @@ impl AppState {
     #[must_use]
     pub fn audit(&self) -> &AuditService {
         &self.inner.audit
+    }
+
+    /// The clinical-records context.
+    #[must_use]
+    pub fn clinical(&self) -> &ClinicalService {
+        &self.inner.clinical
     }
 
     /// The consent context: the ledger, decisions and policies.

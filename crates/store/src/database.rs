@@ -271,6 +271,14 @@ mod tests {
             "consent_authorisations",
             "consent_settings",
             "consent_policies",
+            "clinical_records",
+            "clinical_record_versions",
+            "clinical_appointments",
+            "clinical_provider_schedules",
+            "clinical_care_team",
+            "clinical_break_glass",
+            "clinical_exercise_templates",
+            "clinical_restrictions",
         ] {
             assert!(
                 after_up.contains(&table.to_owned()),

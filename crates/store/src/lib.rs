@@ -4,12 +4,16 @@
 //! [`Database`] opens SQLite (the embedded default) or PostgreSQL with the settings
 //! Custodia relies on, applies and reports migrations, and answers readiness
 //! probes. Each adapter module is named after the port(s) it implements ([`keys`];
-//! `identity` for the identity context's ports, `audit` for the audit log's and
-//! `consent` for the consent context's,
-//! re-exported here), and turns constraint violations into the port's own error
-//! variants rather than letting a `DbErr` escape as a 500.
+//! `identity` for the identity context's ports, `audit` for the audit log's,
+//! `consent` for the consent context's and `clinical` for the clinical records'
+//! ([`SeaOrmClinicalRepository`]: records and their versions, appointments, care
+//! teams, break-glass grants, the exercise library and restrictions, every body
+//! sealed with the subject's data key), re-exported here), and turns constraint
+//! violations into the port's own error variants rather than letting a `DbErr`
+//! escape as a 500.
 
 mod audit;
+mod clinical;
 mod consent;
 pub mod database;
 mod identity;
@@ -19,6 +23,7 @@ mod rows;
 pub mod testing;
 
 pub use self::audit::SeaOrmAuditRepository;
+pub use self::clinical::SeaOrmClinicalRepository;
 pub use self::consent::SeaOrmConsentRepository;
 pub use self::identity::{
     OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository, SeaOrmIdentityRepository,

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod clinical;
 pub mod consent;
 pub mod credentials;
 pub mod identity;
@@ -33,6 +34,9 @@ pub enum ApiTags {
     /// The tamper-evident audit log: verification, proofs, access reports and the
     /// accounting of disclosures.
     Audit,
+    /// Clients, care teams and break-glass, clinical records of every kind with
+    /// their versions, amendments, appointments and the exercise library.
+    Clinical,
     /// Purposes and legal bases, policy versions, consents, HIPAA authorisations,
     /// communication preferences, the sub-processor registry and the consent ledger.
     Consent,
@@ -48,6 +52,7 @@ pub type Apis = (
     integrations::IntegrationsApi,
     audit::AuditApi,
     consent::ConsentApi,
+    clinical::ClinicalApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -66,6 +71,7 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             integrations::IntegrationsApi::new(state.clone()),
             audit::AuditApi::new(state.clone()),
             consent::ConsentApi::new(state.clone()),
+            clinical::ClinicalApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),
@@ -91,8 +97,19 @@ mod tests {
         let spec = crate::openapi_document().await.expect("the spec builds");
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).expect("src/api") {
-            let path = entry.expect("an entry").path();
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(dir)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("a folder of src/api") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        for path in files {
             let source = std::fs::read_to_string(&path).expect("a source file");
             for (at, marker) in source.match_indices("operation_id = \"") {
                 let rest = &source[at + marker.len()..];

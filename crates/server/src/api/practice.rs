@@ -303,6 +303,57 @@ fn position(organisation: OrganisationId, cursor: &str) -> Result<UserId, ApiErr
 
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Practice")]
 impl PracticeApi {
+    /// The clients you may see: a provider's care-team clients, or every client
+    /// of the practice for its admins. Others get 403. A list never counts what
+    /// it leaves out. (Kept with the practice's other operations on this path;
+    /// answered by the clinical service.)
+    #[oai(
+        path = "/organisations/:organisation_id/clients",
+        method = "get",
+        operation_id = "listClients"
+    )]
+    async fn list_clients(
+        &self,
+        req: &Request,
+        auth: SessionAuth,
+        organisation_id: Path<Uuid>,
+        /// 1 to 100, default 50.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// The previous page's `next_cursor`.
+        #[oai(validator(max_length = 128))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Found<crate::api::clinical::ClientPage>, ApiError> {
+        let ctx = auth.context(&self.state, req, Purpose::Treatment);
+        let organisation = OrganisationId::from_uuid(organisation_id.0);
+        let list = crate::api::clinical::list_key(
+            "clients",
+            &[
+                organisation_id.0,
+                ctx.actor().user().map_or(Uuid::nil(), |u| u.as_uuid()),
+            ],
+        );
+        let page = crate::api::clinical::page_request(list, cursor.0.as_deref(), limit.0)?;
+        let page = self
+            .state
+            .clinical()
+            .clients(&ctx, organisation, page)
+            .await?;
+        Ok(Found::Ok(Json(crate::api::clinical::ClientPage {
+            items: page
+                .items
+                .iter()
+                .map(
+                    |l: &clinical::ports::ClientListing| crate::api::clinical::ClientListingView {
+                        client_id: l.client.user.as_uuid(),
+                        since: l.since,
+                    },
+                )
+                .collect(),
+            next_cursor: crate::api::clinical::next_cursor(list, &page),
+        })))
+    }
+
     /// Create a client's own account in the practice (provider or org_admin). A
     /// new account gets an activation token by email; an email already
     /// registered is invited instead (the role follows its owner's acceptance,
@@ -350,6 +401,17 @@ impl PracticeApi {
             attestation,
         )
         .await?;
+        // The provider who created the client joins their care team, so the client
+        // they just created is theirs to see (an admin who is not a provider does
+        // not; an invited person joins no team until they accept).
+        self.state
+            .clinical()
+            .enrol(
+                &ctx.with_purpose(Purpose::Treatment),
+                organisation,
+                enrolled.user().id,
+            )
+            .await?;
         Ok(Accepted::Accepted(Json((&enrolled).into())))
     }
 

@@ -10,7 +10,7 @@ use identity::model::{
 };
 use identity::ports::{IdentityRepository, NewPractice, RepositoryError};
 use identity::values::{
-    DataRegion, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
+    DataRegion, DateOfBirth, Email, MarketingMode, OrganisationName, PersonName, Phone, Profession,
 };
 use kernel::{OrganisationId, Role, Sensitive, SubjectId, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
@@ -152,10 +152,7 @@ impl SeaOrmIdentityRepository {
         field: &'static str,
         envelope: &[u8],
     ) -> Result<Sensitive<String>, RepositoryError> {
-        self.keyring
-            .decrypt_string(FieldBinding::new(id, field), envelope)
-            .await
-            .map_err(unavailable)
+        open_field(&self.keyring, id, field, envelope).await
     }
 
     /// Opens a `users` row into the domain's account and credentials.
@@ -194,6 +191,62 @@ impl SeaOrmIdentityRepository {
         };
         Ok((person, credentials))
     }
+}
+
+/// Opens the sealed `field` of row `id`.
+pub(super) async fn open_field(
+    keyring: &Keyring,
+    id: Uuid,
+    field: &'static str,
+    envelope: &[u8],
+) -> Result<Sensitive<String>, RepositoryError> {
+    keyring
+        .decrypt_string(FieldBinding::new(id, field), envelope)
+        .await
+        .map_err(unavailable)
+}
+
+/// A person's name, contact details and date of birth, opened.
+pub(crate) struct PersonalDetails {
+    /// Full name.
+    pub(crate) name: Sensitive<String>,
+    /// Email address.
+    pub(crate) email: Sensitive<String>,
+    /// Phone number, if given.
+    pub(crate) phone: Option<Sensitive<String>>,
+    /// Date of birth, if recorded.
+    pub(crate) birth_date: Option<DateOfBirth>,
+}
+
+/// The name, contact details and date of birth of account `user` of `subject`,
+/// opened as identity's own reads open them; `None` when there is no such account
+/// or it was erased. For other contexts' adapters that describe a person (the
+/// clinical export's FHIR `Patient`).
+pub(crate) async fn personal_details(
+    db: &Database,
+    keyring: &Keyring,
+    user: UserId,
+    subject: SubjectId,
+) -> Result<Option<PersonalDetails>, RepositoryError> {
+    let Some(row) = user::Entity::find_by_id(user.as_uuid())
+        .filter(user::Column::SubjectId.eq(subject.as_uuid()))
+        .filter(user::Column::Status.ne(AccountStatus::Erased.as_str()))
+        .one(db.connection())
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
+    let phone = match &row.phone_enc {
+        Some(envelope) => Some(open_field(keyring, row.id, PHONE_FIELD, envelope).await?),
+        None => None,
+    };
+    Ok(Some(PersonalDetails {
+        name: open_field(keyring, row.id, NAME_FIELD, &row.name_enc).await?,
+        email: open_field(keyring, row.id, EMAIL_FIELD, &row.email_enc).await?,
+        phone,
+        birth_date: people::birth_date_of(db, keyring, user).await?,
+    }))
 }
 
 fn organisation_row(practice: &Organisation) -> organisation::ActiveModel {

@@ -31,7 +31,7 @@ pub(super) mod organisation {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub(super) mod user {
+pub(crate) mod user {
     //! `users`: one row per person who can sign in; personal fields sealed.
     use sea_orm::entity::prelude::*;
 
@@ -77,7 +77,7 @@ pub(super) mod user {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub(super) mod membership {
+pub(crate) mod membership {
     //! `memberships`: a person's role in a practice.
     use sea_orm::entity::prelude::*;
 

@@ -36,7 +36,9 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use crate::rows::{finish, stored, utc};
 
 pub use accounts::SeaOrmIdentityRepository;
+pub(crate) use accounts::personal_details;
 pub use credentials::SeaOrmCredentialRepository;
+pub(crate) use entity::{membership, user};
 pub use events::SeaOrmSecurityEventLog;
 pub use integrations::{SeaOrmApiKeyRepository, SeaOrmOperatorRepository};
 pub use outbox::OutboxNotifier;

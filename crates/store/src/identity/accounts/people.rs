@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crypto::{FieldBinding, TokenHash};
+use crypto::{FieldBinding, Keyring, TokenHash};
 use identity::model::{
     AccountStatus, DeletionFlag, Guardianship, Invitation, Membership, PracticeMember, RoleRemoval,
     TokenPurpose, TokenRejection, User,
@@ -29,9 +29,10 @@ use super::super::entity::{
 };
 use super::super::in_transaction;
 use super::{
-    SeaOrmIdentityRepository, corrupt, email_taken_or_unavailable, membership_row, role_rank,
-    stored, token_row, unavailable, utc,
+    SeaOrmIdentityRepository, corrupt, email_taken_or_unavailable, membership_row, open_field,
+    role_rank, stored, token_row, unavailable, utc,
 };
+use crate::Database;
 
 /// Field binding of the sealed date of birth.
 const BIRTH_FIELD: &str = "birth_dates.date_of_birth";
@@ -387,6 +388,25 @@ async fn remove_role_in(
     Ok(RoleRemoval::Removed)
 }
 
+/// The person's date of birth, opened; `None` when none is recorded.
+pub(in crate::identity) async fn birth_date_of(
+    db: &Database,
+    keyring: &Keyring,
+    user: UserId,
+) -> Result<Option<DateOfBirth>, RepositoryError> {
+    let Some(row) = birth_date::Entity::find_by_id(user.as_uuid())
+        .one(db.connection())
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
+    let raw = open_field(keyring, row.user_id, BIRTH_FIELD, &row.date_of_birth_enc).await?;
+    DateOfBirth::from_stored(raw.expose())
+        .map(Some)
+        .ok_or_else(|| corrupt("birth_dates"))
+}
+
 impl SeaOrmIdentityRepository {
     async fn seal_birth_date(
         &self,
@@ -514,19 +534,7 @@ impl PeopleRepository for SeaOrmIdentityRepository {
     }
 
     async fn date_of_birth(&self, user: UserId) -> Result<Option<DateOfBirth>, RepositoryError> {
-        let Some(row) = birth_date::Entity::find_by_id(user.as_uuid())
-            .one(self.db.connection())
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
-        let raw = self
-            .open(row.user_id, BIRTH_FIELD, &row.date_of_birth_enc)
-            .await?;
-        DateOfBirth::from_stored(raw.expose())
-            .map(Some)
-            .ok_or_else(|| corrupt("birth_dates"))
+        birth_date_of(&self.db, &self.keyring, user).await
     }
 
     async fn has_guardian(&self, minor: UserId) -> Result<bool, RepositoryError> {

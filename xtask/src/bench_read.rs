@@ -287,7 +287,7 @@ impl Backend {
                 p.p50_ms(),
                 p.p99_ms(),
                 p.failed,
-                ratio.map_or_else(String::new, |r| format!("{r:.2}"))
+                ratio.map_or_else(String::new, |r| format!("{r:.3}"))
             );
         };
         for (n, r) in self.rounds.iter().enumerate() {
@@ -313,7 +313,7 @@ impl Backend {
             }
         );
         println!(
-            "errors: {} (goal 0: {}); (b)/(a) pooled {:.2} (goal ≥ {GOAL_RATIO}: {})",
+            "errors: {} (goal 0: {}); (b)/(a) pooled {:.3} (goal ≥ {GOAL_RATIO}: {})",
             self.errors(),
             met(self.errors() == 0),
             self.ratio(),

@@ -531,3 +531,106 @@ both_databases!(
         app.stop().await;
     }
 );
+
+both_databases!(
+    async fn the_rights_engines_port_exports_fhir_corrects_restricts_and_erases_a_stored_chart(app) {
+        use kernel::PersonalData as _;
+        use kernel::personal_data::{Rectification, RestrictionScope};
+        let p = practice(&app, "rights").await;
+        let exercise = exercise(&app, &p, "Bird dog").await;
+        let records = p.client_path("/records");
+        let mut ids = std::collections::BTreeMap::new();
+        for body in [
+            condition("Chronic low back pain"),
+            json!({"kind": "medication", "name": "Naproxen", "dose": "250 mg", "frequency": "twice daily", "status": "active"}),
+            json!({"kind": "allergy", "substance": "Latex", "reaction": "Hives", "severity": "mild", "status": "active"}),
+            json!({"kind": "history_entry", "text": "Lumbar strain", "occurred_on": "2024-02-01"}),
+            json!({"kind": "status_note", "text": "Sleeping better"}),
+            json!({"kind": "treatment_plan", "title": "Back", "goals": ["Lift 10 kg"], "interventions": ["Graded loading"], "status": "active"}),
+            json!({"kind": "demographics", "sex": "male", "preferred_language": "es-MX", "address": {"lines": ["2 Elm St"], "city": "Austin", "postal_code": "78701", "country": "US"}}),
+            program(&exercise, 8),
+            json!({"kind": "message", "text": "Remember the exercises"}),
+        ] {
+            let (status, answer) = post(&app, &p.admin, &records, &body).await;
+            assert_eq!(status, 201, "{answer}");
+            ids.insert(body["kind"].as_str().expect("kind").to_owned(), answer["id"].as_str().expect("id").to_owned());
+        }
+        let (status, _) = post(&app, &p.client.token, &records, &json!({"kind": "adherence_log", "program": ids["exercise_program"], "program_version": 1, "performed_on": "2026-01-03", "completed": [0], "pain": 2})).await;
+        assert_eq!(status, 201);
+        let provider = app.member_id(&p.admin, "admin-rights@example.com").await;
+        let (status, _) = post(&app, &p.admin, &p.client_path("/appointments"), &json!({"provider_id": provider,
+            "starts_at": "2026-12-01T10:00:00Z", "ends_at": "2026-12-01T10:45:00Z", "time_zone": "America/Chicago", "telehealth_url": "https://meet.example.org/r"})).await;
+        assert_eq!(status, 201);
+
+        let port = clinical::personal_data::ClinicalPersonalData::new(app.state().clinical().repository().clone());
+        let ctx = kernel::RequestContext::system("rights", kernel::Purpose::SubjectRequest, chrono::Utc::now());
+        // The subject id is not on the API: read it behind it.
+        let subject = app
+            .state()
+            .clinical()
+            .repository()
+            .client(
+                kernel::OrganisationId::from_uuid(p.organisation.parse().expect("uuid")),
+                kernel::UserId::from_uuid(p.client.user_id.parse().expect("uuid")),
+            )
+            .await
+            .expect("reads")
+            .expect("a client")
+            .client
+            .subject;
+        let exported = port.export(&ctx, subject).await.expect("exports");
+        let bundle = exported
+            .iter()
+            .find(|r| r.resource.kind == clinical::personal_data::FHIR_BUNDLE)
+            .map(|r| r.data.clone())
+            .expect("a FHIR bundle");
+        let types: std::collections::BTreeSet<String> = bundle["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|e| e["resource"]["resourceType"].as_str().map(str::to_owned))
+            .collect();
+        for t in ["Patient", "Condition", "MedicationStatement", "AllergyIntolerance", "CarePlan", "Appointment", "Communication"] {
+            assert!(types.contains(t), "{t} in {types:?}");
+        }
+        let checked = tokio::task::spawn_blocking(move || tests::fhir::validate(&[bundle]))
+            .await
+            .expect("the validator ran");
+        assert_eq!(checked, Ok(()), "the export's Bundle is valid FHIR R4");
+
+        // A correction is a new version; the old one stays readable.
+        let medication = ids["medication"].parse().expect("uuid");
+        port.rectify(&ctx, subject, Rectification {
+            resource: kernel::ResourceRef::new("medication", medication),
+            field: "dose".to_owned(),
+            value: json!("500 mg"),
+        })
+        .await
+        .expect("corrected");
+        let (_, versions) = get(&app, &p.client.token, &p.client_path(&format!("/records/medication/{medication}/versions"))).await;
+        let doses: Vec<&Value> = versions["items"].as_array().expect("items").iter().map(|v| &v["content"]["dose"]).collect();
+        assert_eq!(doses, [&json!("250 mg"), &json!("500 mg")]);
+
+        // A restriction stops the care team, not the client.
+        port.restrict(&ctx, subject, RestrictionScope::All, false).await.expect("restricted");
+        let (status, problem) = get(&app, &p.admin, &p.client_path("/records/condition")).await;
+        assert_eq!(status, 403, "{problem}");
+        let (status, _) = get(&app, &p.client.token, &p.client_path("/records/condition")).await;
+        assert_eq!(status, 200);
+        port.restrict(&ctx, subject, RestrictionScope::All, true).await.expect("lifted");
+        let (status, _) = get(&app, &p.admin, &p.client_path("/records/condition")).await;
+        assert_eq!(status, 200);
+
+        // Erasure deletes every clinical row of the subject, once.
+        let outcomes = port.erase(&ctx, subject).await.expect("erased");
+        assert!(outcomes.len() >= 12, "{outcomes:?}");
+        assert!(port.erase(&ctx, subject).await.expect("erased again").is_empty());
+        assert_eq!(app.count_rows("clinical_records").await, 0);
+        assert_eq!(app.count_rows("clinical_record_versions").await, 0);
+        assert_eq!(app.count_rows("clinical_appointments").await, 0);
+        let (status, page) = get(&app, &p.admin, &p.client_path("/records/condition")).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["items"], json!([]));
+        app.stop().await;
+    }
+);

@@ -44,6 +44,25 @@ pub enum MoneyError {
     NotANumber,
 }
 
+impl MoneyError {
+    /// The rule broken, as the error's message.
+    #[must_use]
+    pub const fn rule(self) -> &'static str {
+        match self {
+            Self::UnknownCurrency => {
+                "the currency must be an ISO 4217 code Custodia bills in, e.g. `USD`"
+            }
+            Self::TooPrecise => {
+                "the amount has more decimal places than the currency's minor units"
+            }
+            Self::Negative => "the amount cannot be negative",
+            Self::TooLarge => "the amount is too large",
+            Self::CurrencyMismatch => "the amounts are in different currencies",
+            Self::NotANumber => "the amount must be a decimal number such as `12.50`",
+        }
+    }
+}
+
 macro_rules! currencies {
     ($($code:ident => $minor:literal, $name:literal;)*) => {
         /// An ISO 4217 currency Custodia bills in.

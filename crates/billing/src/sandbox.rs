@@ -1,0 +1,1 @@
+//! Sandbox processor (to be written).

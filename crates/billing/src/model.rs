@@ -164,6 +164,29 @@ pub struct BillTo {
     pub tax_id: Option<Label<40>>,
 }
 
+/// What an erased contact's name becomes.
+pub const ERASED_CONTACT_NAME: &str = "Erased contact";
+/// What an erased contact's email becomes (the `.invalid` top-level domain never
+/// resolves, RFC 2606).
+pub const ERASED_CONTACT_EMAIL: &str = "erased@anonymised.invalid";
+
+impl BillTo {
+    /// This billing address with the contact person removed (R2): their name and
+    /// email are replaced; the practice's legal name, address, country and tax id
+    /// stay, because they identify the practice, not the person, and invoices need
+    /// them.
+    #[must_use]
+    pub fn anonymised(&self) -> Self {
+        Self {
+            contact_name: Label::parse("contact_name", ERASED_CONTACT_NAME)
+                .unwrap_or_else(|_| self.contact_name.clone()),
+            email: BillingEmail::parse(ERASED_CONTACT_EMAIL)
+                .unwrap_or_else(|_| self.email.clone()),
+            ..self.clone()
+        }
+    }
+}
+
 /// A practice's billing account: its contact, and its customer at the processor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BillingAccount {

@@ -10,6 +10,8 @@
 //! - [`token`]: random bearer tokens stored as SHA-256;
 //! - [`totp`]: RFC 6238 one-time passwords for authenticator apps;
 //! - [`blind_index`]: HMAC blind indexes for exact-match lookup of encrypted values;
+//! - [`webhook`]: HMAC-SHA256 signatures of payment-processor webhooks, checked in
+//!   constant time within a time window;
 //! - `testing` (feature `testing`): an in-memory [`KeyStore`] and the contract suite
 //!   every adapter runs.
 //!
@@ -32,6 +34,7 @@ mod test_support;
 pub mod testing;
 pub mod token;
 pub mod totp;
+pub mod webhook;
 mod wrap;
 
 pub use blind_index::{BlindIndex, BlindIndexer};
@@ -46,3 +49,4 @@ pub use password::{
 pub use random::RandomnessUnavailable;
 pub use token::{IssuedToken, TokenHash};
 pub use totp::TotpSecret;
+pub use webhook::{WebhookError, WebhookSigner};

@@ -465,6 +465,15 @@ pub enum NoticeKind {
         /// The version now published.
         policy: String,
     },
+    /// A notice about the practice another context sends its role holders (e.g.
+    /// billing to the practice's administrators: a payment failed). Carries no
+    /// health data and no secret.
+    Practice {
+        /// The stable machine name, e.g. `billing_payment_failed`.
+        kind: &'static str,
+        /// What happened, in one sentence.
+        summary: String,
+    },
 }
 
 impl NoticeKind {
@@ -492,6 +501,7 @@ impl NoticeKind {
             Self::EmailChanged { .. } => "email_changed",
             Self::InvitedToPractice => "invited_to_practice",
             Self::PolicyChanged { .. } => "policy_changed",
+            Self::Practice { kind, .. } => kind,
         }
     }
 }

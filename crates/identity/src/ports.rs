@@ -284,6 +284,14 @@ pub trait PeopleRepository: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<PracticeMember>, RepositoryError>;
 
+    /// The active accounts (not pending, disabled, frozen or erased) holding
+    /// `role` in `organisation`, by account id.
+    async fn active_holders(
+        &self,
+        organisation: OrganisationId,
+        role: Role,
+    ) -> Result<Vec<UserId>, RepositoryError>;
+
     /// A person's date of birth, when recorded.
     async fn date_of_birth(&self, user: UserId) -> Result<Option<DateOfBirth>, RepositoryError>;
 

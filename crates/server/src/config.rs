@@ -162,6 +162,40 @@ pub struct Config {
     #[arg(long, env = "CUSTODIA_GRANT_OPERATOR")]
     pub grant_operator: Option<String>,
 
+    /// The shared secret the payment processor signs its webhooks with
+    /// (`Custodia-Processor-Signature`, HMAC-SHA256). When absent, a development
+    /// secret is generated into the data folder, with a warning.
+    #[arg(long, env = "CUSTODIA_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
+    pub billing_webhook_secret: Option<Sensitive<String>>,
+
+    /// Days invoices are kept after they are issued (tax and accounting law). Set
+    /// together with `--invoice-retention-ground`; by default seven years under
+    /// the built-in ground.
+    #[arg(long, env = "CUSTODIA_INVOICE_RETENTION_DAYS",
+          requires = "invoice_retention_ground",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub invoice_retention_days: Option<u32>,
+
+    /// The legal citation stated on retained invoices as the ground for keeping
+    /// them, e.g. `HGB § 257; AO § 147`. Set together with
+    /// `--invoice-retention-days`.
+    #[arg(
+        long,
+        env = "CUSTODIA_INVOICE_RETENTION_GROUND",
+        requires = "invoice_retention_days"
+    )]
+    pub invoice_retention_ground: Option<String>,
+
+    /// Seconds between runs of the billing job (renewals, trial ends,
+    /// cancellations at period end, dunning retries, expired idempotency keys).
+    /// 0 disables the job.
+    #[arg(
+        long,
+        env = "CUSTODIA_BILLING_RUN_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub billing_run_interval_secs: u64,
+
     /// How many password hashes may run at once (sign-in, sign-up). By default
     /// one fewer than the cores (at least 1), so a flood of sign-ins always
     /// leaves a core for everything else.
@@ -224,9 +258,50 @@ mod tests {
             "--shutdown-grace-seconds",
             "--log-format",
             "--log",
+            "--billing-webhook-secret",
+            "--invoice-retention-days",
+            "--invoice-retention-ground",
+            "--billing-run-interval-secs",
         ] {
             assert!(help.contains(flag), "--help is missing {flag}");
         }
+    }
+
+    #[test]
+    fn invoice_retention_is_set_as_days_and_ground_together() {
+        let config = Config::try_from_args([
+            "custodia",
+            "--invoice-retention-days",
+            "3650",
+            "--invoice-retention-ground",
+            "HGB § 257",
+        ])
+        .expect("both given");
+        assert_eq!(config.invoice_retention_days, Some(3650));
+        assert!(Config::try_from_args(["custodia", "--invoice-retention-days", "3650"]).is_err());
+        assert!(
+            Config::try_from_args(["custodia", "--invoice-retention-ground", "HGB § 257"]).is_err()
+        );
+        assert!(
+            Config::try_from_args([
+                "custodia",
+                "--invoice-retention-days",
+                "0",
+                "--invoice-retention-ground",
+                "x"
+            ])
+            .is_err()
+        );
+        let defaults = Config::try_from_args(["custodia"]).expect("defaults parse");
+        assert_eq!(defaults.billing_run_interval_secs, 3600);
+        assert!(defaults.invoice_retention_days.is_none());
+    }
+
+    #[test]
+    fn the_webhook_secret_never_prints() {
+        let config = Config::try_from_args(["custodia", "--billing-webhook-secret", "whsec-42"])
+            .expect("parses");
+        assert!(!format!("{config:?}").contains("whsec-42"));
     }
 
     #[test]

@@ -902,6 +902,41 @@ impl IdentityService {
             .ok_or(IdentityError::NotFound)?;
         Ok((subject, link.organisation))
     }
+
+    /// Queues a notice of `kind` (a stable machine name, e.g.
+    /// `billing_payment_failed`) with `summary` (no health data, no secrets) for
+    /// every active member of `organisation` holding `role`: how another context
+    /// (billing) tells a practice's administrators. Returns how many were told.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    pub async fn notify_role_holders(
+        &self,
+        organisation: OrganisationId,
+        role: Role,
+        kind: &'static str,
+        summary: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u32, IdentityError> {
+        let holders = self.ports.people.active_holders(organisation, role).await?;
+        let mut told = 0;
+        for user in holders {
+            self.ports
+                .notifier
+                .send(&crate::model::Notice {
+                    user,
+                    kind: NoticeKind::Practice {
+                        kind,
+                        summary: summary.to_owned(),
+                    },
+                    at,
+                })
+                .await?;
+            told += 1;
+        }
+        Ok(told)
+    }
+
     /// Tells the person behind `subject` that `policy` (`document@version`) changed
     /// materially (O3). `Ok(false)` when the subject has no live account to tell.
     ///

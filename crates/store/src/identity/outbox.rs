@@ -9,7 +9,10 @@ use crypto::{FieldBinding, Keyring};
 use identity::model::{Notice, NoticeKind};
 use identity::ports::{Notifier, RepositoryError};
 use kernel::{OrganisationId, Sensitive, SubjectId, UserId};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use super::entity::{outbox, user};
@@ -23,6 +26,9 @@ const PAYLOAD_FIELD: &str = "outbox.payload";
 const TOKEN_KEY: &str = "token";
 /// The payload's key for the address a notice goes to (a new or previous email).
 const EMAIL_KEY: &str = "email";
+
+/// The payload's key for the sentence a practice notice (e.g. billing's) carries.
+const SUMMARY_KEY: &str = "summary";
 
 /// Queues notices in the `outbox` table.
 #[derive(Debug, Clone)]
@@ -64,6 +70,32 @@ impl OutboxNotifier {
         kind: &str,
     ) -> Result<Option<Sensitive<String>>, RepositoryError> {
         self.latest_field(user, kind, EMAIL_KEY).await
+    }
+
+    /// The sentence carried by the newest `kind` practice notice (e.g.
+    /// `"billing_payment_failed"`) queued for `user`; `None` when there is none.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the outbox cannot be read or opened.
+    pub async fn latest_summary(
+        &self,
+        user: UserId,
+        kind: &str,
+    ) -> Result<Option<Sensitive<String>>, RepositoryError> {
+        self.latest_field(user, kind, SUMMARY_KEY).await
+    }
+
+    /// How many `kind` notices are queued for `user`, sent or not.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the outbox cannot be read.
+    pub async fn count(&self, user: UserId, kind: &str) -> Result<u64, RepositoryError> {
+        outbox::Entity::find()
+            .filter(outbox::Column::UserId.eq(user.as_uuid()))
+            .filter(outbox::Column::Kind.eq(kind))
+            .count(self.db.connection())
+            .await
+            .map_err(unavailable)
     }
 
     async fn latest_field(
@@ -161,6 +193,10 @@ impl Notifier for OutboxNotifier {
             }
             NoticeKind::PolicyChanged { policy } => {
                 let payload = serde_json::json!({ "policy": policy });
+                Some(self.seal(id, notice.user, &payload).await?)
+            }
+            NoticeKind::Practice { summary, .. } => {
+                let payload = serde_json::json!({ SUMMARY_KEY: summary });
                 Some(self.seal(id, notice.user, &payload).await?)
             }
             NoticeKind::NewSignIn

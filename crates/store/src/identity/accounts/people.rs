@@ -533,6 +533,30 @@ impl PeopleRepository for SeaOrmIdentityRepository {
         Ok(members)
     }
 
+    async fn active_holders(
+        &self,
+        organisation: OrganisationId,
+        role: Role,
+    ) -> Result<Vec<UserId>, RepositoryError> {
+        let holders = membership::Entity::find()
+            .select_only()
+            .column(membership::Column::UserId)
+            .filter(membership::Column::OrganisationId.eq(organisation.as_uuid()))
+            .filter(membership::Column::Role.eq(role.as_str()))
+            .into_query();
+        let ids: Vec<Uuid> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::Id.in_subquery(holders))
+            .filter(user::Column::Status.eq(AccountStatus::Active.as_str()))
+            .order_by_asc(user::Column::Id)
+            .into_tuple()
+            .all(self.db.connection())
+            .await
+            .map_err(unavailable)?;
+        Ok(ids.into_iter().map(UserId::from_uuid).collect())
+    }
+
     async fn date_of_birth(&self, user: UserId) -> Result<Option<DateOfBirth>, RepositoryError> {
         birth_date_of(&self.db, &self.keyring, user).await
     }

@@ -13,6 +13,7 @@ on_both_databases!(
     two_admins_removing_each_other_leave_one,
     suspending_ends_sessions_and_a_second_flag_changes_nothing,
     only_the_home_practices_guardian_counts_and_invitations_are_accepted_once_and_erased,
+    active_holders_of_a_role_are_listed_and_told_by_a_sealed_practice_notice,
 );
 
 /// A client account in `practice`, born on `born`, pending activation.
@@ -443,5 +444,115 @@ async fn only_the_home_practices_guardian_counts_and_invitations_are_accepted_on
             .expect("reads")
             .is_empty()
     );
+    world.drop().await;
+}
+
+async fn active_holders_of_a_role_are_listed_and_told_by_a_sealed_practice_notice(
+    test_db: TestDatabase,
+) {
+    use identity::ports::{IdentityRepository as _, Notifier as _};
+    let world = World::new(test_db).await;
+    let practice = world.practice("owner-h@example.com").await;
+    let other = world.practice("other-h@example.com").await;
+    let org = practice.organisation.id;
+    // Pending until verified: not yet a holder.
+    assert_eq!(
+        world
+            .accounts
+            .active_holders(org, Role::OrgAdmin)
+            .await
+            .expect("reads"),
+        Vec::<UserId>::new()
+    );
+    for p in [&practice, &other] {
+        world
+            .accounts
+            .mark_email_verified(p.user.id, now())
+            .await
+            .expect("verifies");
+    }
+    let (client, _) = client_account(&practice, "client-h@example.com", "1980-01-01");
+    world
+        .accounts
+        .create_account(&client)
+        .await
+        .expect("stores");
+    assert_eq!(
+        world
+            .accounts
+            .active_holders(org, Role::OrgAdmin)
+            .await
+            .expect("reads"),
+        vec![practice.user.id],
+        "the owner, not the pending client nor the other practice's owner"
+    );
+    assert_eq!(
+        world
+            .accounts
+            .active_holders(org, Role::Client)
+            .await
+            .expect("reads"),
+        Vec::<UserId>::new(),
+        "the client is not active yet"
+    );
+    world
+        .accounts
+        .disable(practice.user.id, now())
+        .await
+        .expect("disables");
+    assert_eq!(
+        world
+            .accounts
+            .active_holders(org, Role::OrgAdmin)
+            .await
+            .expect("reads"),
+        Vec::<UserId>::new()
+    );
+
+    let summary = "Canary-Summary-77: the payment for INV-000001 failed";
+    world
+        .outbox
+        .send(&Notice {
+            user: other.user.id,
+            kind: NoticeKind::Practice {
+                kind: "billing_payment_failed",
+                summary: summary.to_owned(),
+            },
+            at: now(),
+        })
+        .await
+        .expect("queues");
+    let user = other.user.id;
+    assert_eq!(
+        world
+            .outbox
+            .latest_summary(user, "billing_payment_failed")
+            .await
+            .expect("reads")
+            .map(Sensitive::into_inner),
+        Some(summary.to_owned())
+    );
+    assert_eq!(
+        world
+            .outbox
+            .count(user, "billing_payment_failed")
+            .await
+            .expect("reads"),
+        1
+    );
+    assert_eq!(
+        world
+            .outbox
+            .count(user, "billing_other")
+            .await
+            .expect("reads"),
+        0
+    );
+    for (place, bytes) in &stored_bytes(&world).await {
+        assert!(
+            !contains(bytes, b"Canary-Summary-77"),
+            "in clear in {place}"
+        );
+    }
     world.drop().await;
 }

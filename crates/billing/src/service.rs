@@ -1552,12 +1552,19 @@ impl BillingService {
         let now = ctx.at();
         let mut report = RunReport::default();
         let mut steps = 0;
+        // A subscription is stepped again only once it was written (a catch-up
+        // renewal); one left as it was is not retried in the same run.
+        let mut seen = std::collections::HashSet::new();
         while steps < limit {
             let due = self.repo().due_subscriptions(now, limit - steps).await?;
-            if due.is_empty() {
+            let fresh: Vec<Subscription> = due
+                .into_iter()
+                .filter(|s| seen.insert((s.id, s.version)))
+                .collect();
+            if fresh.is_empty() {
                 break;
             }
-            for subscription in due {
+            for subscription in fresh {
                 steps += 1;
                 self.step(ctx, subscription, &mut report).await?;
             }
@@ -1573,9 +1580,18 @@ impl BillingService {
     ) -> Result<(), BillingError> {
         let now = ctx.at();
         let organisation = subscription.organisation;
+        let period_over = subscription.current_period_end <= now;
+        if !subscription.status.is_live()
+            || subscription.status != SubscriptionStatus::PastDue && !period_over
+        {
+            return Ok(());
+        }
         // A dunning retry that is due.
         if subscription.status == SubscriptionStatus::PastDue {
-            let Some(dunning) = subscription.dunning else {
+            let Some(dunning) = subscription
+                .dunning
+                .filter(|d| d.next_attempt_at.is_some_and(|at| at <= now))
+            else {
                 return Ok(());
             };
             let invoice = self.stored_invoice(organisation, dunning.invoice).await?;
@@ -1597,14 +1613,7 @@ impl BillingService {
             let Some(account) = account else {
                 return Ok(());
             };
-            self.audit(
-                ctx,
-                Some(organisation),
-                AuditAction::Create,
-                resource::PAYMENT,
-                invoice.body.id,
-            )
-            .await?;
+
             let collected = self
                 .collect(
                     ctx,
@@ -1866,7 +1875,12 @@ impl BillingService {
         dunning: bool,
     ) -> Result<Collected, BillingError> {
         let organisation = invoice.body.organisation;
+        let issued_version = invoice.version;
         let amount = invoice.amount_due();
+        if !amount.is_negative() && amount.amount().is_zero() {
+            // Nothing to charge (credit covered it): paid as issued.
+            return self.settle_without_charge(ctx, invoice, subscription).await;
+        }
         let mut payment = Payment {
             id: Uuid::now_v7(),
             organisation,
@@ -1956,12 +1970,7 @@ impl BillingService {
                 (payment, invoice, subscription, Some(notice))
             }
         };
-        let invoice_changed = invoice.version > 1
-            && self
-                .repo()
-                .invoice(organisation, invoice.body.id)
-                .await?
-                .is_some_and(|stored| stored.version != invoice.version);
+        let invoice_changed = invoice.version != issued_version;
         let mut changes = Changes {
             payments: vec![write(payment.clone())],
             subscription: subscription.clone().map(Write::Update),
@@ -1977,7 +1986,45 @@ impl BillingService {
         Ok(Collected {
             subscription,
             invoice,
-            payment,
+            payment: Some(payment),
+        })
+    }
+
+    async fn settle_without_charge(
+        &self,
+        ctx: &RequestContext,
+        mut invoice: Invoice,
+        subscription: Option<Subscription>,
+    ) -> Result<Collected, BillingError> {
+        let now = ctx.at();
+        invoice.body.status = InvoiceStatus::Paid;
+        invoice.paid_at = Some(now);
+        invoice.version += 1;
+        let subscription = subscription.map(|mut s| {
+            s.dunning = None;
+            s.status = SubscriptionStatus::Active;
+            s.version += 1;
+            s
+        });
+        self.audit(
+            ctx,
+            Some(invoice.body.organisation),
+            AuditAction::Update,
+            resource::INVOICE,
+            invoice.body.id,
+        )
+        .await?;
+        self.repo()
+            .commit(Changes {
+                invoices: vec![invoice.clone()],
+                subscription: subscription.clone().map(Write::Update),
+                ..Changes::default()
+            })
+            .await?;
+        Ok(Collected {
+            subscription,
+            invoice,
+            payment: None,
         })
     }
 
@@ -2121,23 +2168,23 @@ enum Settled {
 struct Collected {
     subscription: Option<Subscription>,
     invoice: Invoice,
-    payment: Payment,
+    payment: Option<Payment>,
 }
 
 impl Collected {
     fn failure(&self) -> Option<BillingError> {
-        match self.payment.status {
+        let payment = self.payment.as_ref()?;
+        match payment.status {
             PaymentStatus::Failed => Some(BillingError::PaymentFailed {
-                code: self
-                    .payment
+                code: payment
                     .failure_code
                     .clone()
                     .unwrap_or_else(|| "card_declined".to_owned()),
-                payment: self.payment.id,
+                payment: payment.id,
             }),
             PaymentStatus::RequiresAction => Some(BillingError::PaymentFailed {
                 code: "requires_action".to_owned(),
-                payment: self.payment.id,
+                payment: payment.id,
             }),
             PaymentStatus::Pending | PaymentStatus::Succeeded => None,
         }
@@ -2152,7 +2199,7 @@ impl Collected {
                 "the subscription was not written; read it again",
             ))?,
             invoice: Some(self.invoice),
-            payment: Some(self.payment),
+            payment: self.payment,
         })
     }
 }

@@ -1938,6 +1938,7 @@ impl BillingService {
                 Write::Update(p)
             }
         };
+        let current = subscription.clone();
         let (payment, invoice, subscription, notice) = match outcome {
             ChargeOutcome::Succeeded { charge } => {
                 payment.processor_charge = Some(charge);
@@ -1967,7 +1968,7 @@ impl BillingService {
                 let notice = BillingNotice::PaymentRequiresAction {
                     invoice_number: invoice.display_number(),
                 };
-                (payment, invoice, subscription, Some(notice))
+                (payment, invoice, None, Some(notice))
             }
         };
         let invoice_changed = invoice.version != issued_version;
@@ -1984,7 +1985,7 @@ impl BillingService {
             self.notify(organisation, notice).await;
         }
         Ok(Collected {
-            subscription,
+            subscription: subscription.or(current),
             invoice,
             payment: Some(payment),
         })

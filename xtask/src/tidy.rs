@@ -2,6 +2,8 @@
 //!
 //! - Dependency rules (DESIGN.md): domain crates never reach sea-orm, sqlx, poem or
 //!   the adapters, even transitively; `consent` depends on no other domain crate;
+//!   `billing` reaches neither `consent` nor `data-rights` (D12: no price decision
+//!   reads privacy-rights state);
 //!   only `store` and `migration` know SQL; only `server` knows HTTP.
 //! - Every internal crate is `publish = false`.
 //! - Every Rust module opens with a `//!` doc saying what it is for.
@@ -191,6 +193,17 @@ fn check_dependencies(packages: &[Package], graph: &Graph) -> Vec<String> {
             {
                 problems.push(format!(
                     "consent must depend on no other domain crate, but reaches {other}"
+                ));
+            }
+        }
+        if package.name == "billing" {
+            // D12: no price or plan decision may read privacy-rights state.
+            for other in ["consent", "data-rights"]
+                .iter()
+                .filter(|d| reach.contains(**d))
+            {
+                problems.push(format!(
+                    "billing must not reach {other}: prices never read privacy-rights state (D12)"
                 ));
             }
         }
@@ -393,12 +406,13 @@ mod tests {
             ("helper", vec!["sea-orm"]),
             ("consent", vec!["kernel", "audit"]),
             ("audit", vec!["kernel"]),
+            ("billing", vec!["kernel", "consent"]),
             ("kernel", vec![]),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
         .collect();
-        let packages: Vec<Package> = ["clinical", "consent", "audit", "kernel"]
+        let packages: Vec<Package> = ["clinical", "consent", "audit", "billing", "kernel"]
             .into_iter()
             .map(|name| Package {
                 name: name.to_owned(),
@@ -426,7 +440,13 @@ mod tests {
                 .any(|p| p.contains("audit: internal crates must set publish = false")),
             "{problems:?}"
         );
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains(
+                "billing must not reach consent: prices never read privacy-rights state (D12)"
+            )),
+            "{problems:?}"
+        );
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 
     #[test]

@@ -180,8 +180,7 @@ impl BillTo {
         Self {
             contact_name: Label::parse("contact_name", ERASED_CONTACT_NAME)
                 .unwrap_or_else(|_| self.contact_name.clone()),
-            email: BillingEmail::parse(ERASED_CONTACT_EMAIL)
-                .unwrap_or_else(|_| self.email.clone()),
+            email: BillingEmail::parse(ERASED_CONTACT_EMAIL).unwrap_or_else(|_| self.email.clone()),
             ..self.clone()
         }
     }

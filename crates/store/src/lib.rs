@@ -13,6 +13,7 @@
 //! escape as a 500.
 
 mod audit;
+mod billing;
 mod clinical;
 mod consent;
 pub mod database;
@@ -23,6 +24,9 @@ mod rows;
 pub mod testing;
 
 pub use self::audit::SeaOrmAuditRepository;
+pub use self::billing::{
+    IdempotencyBegin, SeaOrmBillingRepository, SeaOrmIdempotencyStore, SeaOrmPracticeUsage,
+};
 pub use self::clinical::SeaOrmClinicalRepository;
 pub use self::consent::SeaOrmConsentRepository;
 pub use self::identity::{

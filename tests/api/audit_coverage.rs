@@ -12,8 +12,28 @@ use tests::{TestApp, both_databases};
 
 /// Operations that touch health data: that a person is a client of a practice,
 /// their account and guardians, a practice's people, the export of a person's
-/// data, and the audit log itself (who accessed whose data, disclosures).
-const AUDITED: [&str; 46] = [
+/// data, and the audit log itself (who accessed whose data, disclosures). And
+/// every billing write: what moves money (charges, refunds, invoices, billing
+/// runs, the processor's events) and what decides it (plans, tax rates, the
+/// billing account, cards, the subscription), allowed or refused.
+const AUDITED: [&str; 63] = [
+    "createPlan",
+    "revisePlan",
+    "setTaxRate",
+    "updateBillingAccount",
+    "addPaymentMethod",
+    "removePaymentMethod",
+    "subscribe",
+    "changePlan",
+    "cancelSubscription",
+    "resumeSubscription",
+    "payInvoice",
+    "createInvoice",
+    "finalizeInvoice",
+    "voidInvoice",
+    "refundInvoice",
+    "runBilling",
+    "receiveProcessorEvent",
     "listClients",
     "getClient",
     "getCareTeam",
@@ -76,9 +96,41 @@ const SELF_ONLY: [&str; 9] = [
     "listMyDisclosures",
 ];
 
+/// Audited operations no caller can be refused: the payment processor's webhook
+/// has no caller but the processor, authenticated by its signature; a delivery
+/// without a good one is refused (400) before anything is read or recorded.
+const SIGNED: [&str; 1] = ["receiveProcessorEvent"];
+
 /// Operations that touch no health data, and why. Security events (sign-ins,
 /// failures, account changes) are kept by identity's own log (U6).
-const NOT_HEALTH_DATA: [(&str, &str); 49] = [
+const NOT_HEALTH_DATA: [(&str, &str); 58] = [
+    ("listPlans", "the plans on offer: no one's data"),
+    ("getPlan", "the plans on offer: no one's data"),
+    ("listTaxRates", "tax rates per country: no one's data"),
+    (
+        "getBillingAccount",
+        "the practice's billing contact, read by its admins; changes are audited",
+    ),
+    (
+        "listPaymentMethods",
+        "the practice's cards (brand, last four digits, expiry); changes are audited",
+    ),
+    (
+        "getSubscription",
+        "the practice's plan and standing; changes are audited",
+    ),
+    (
+        "getPlanStatus",
+        "the practice's plan, standing and head counts; no one's data",
+    ),
+    (
+        "listInvoices",
+        "the practice's invoices, read by its admins; every change is audited",
+    ),
+    (
+        "getInvoice",
+        "the practice's invoice, read by its admins; every change is audited",
+    ),
     (
         "addExercise",
         "the practice's exercise library: templates, no one's data",
@@ -474,10 +526,506 @@ both_databases!(
                 denied.insert(call.id);
             }
         }
+        exercise_billing(&app, &admin, &org, &staff.token, &mut allowed, &mut denied).await;
         let all: BTreeSet<&str> = AUDITED.into_iter().collect();
         assert_eq!(allowed, all, "every audited operation was exercised allowed");
-        let refusable: BTreeSet<&str> = all.difference(&SELF_ONLY.into_iter().collect()).copied().collect();
+        let exempt: BTreeSet<&str> = SELF_ONLY.into_iter().chain(SIGNED).collect();
+        let refusable: BTreeSet<&str> = all.difference(&exempt).copied().collect();
         assert_eq!(denied, refusable, "every refusable operation was exercised refused");
         app.stop().await;
     }
 );
+
+/// Sends `call` and checks its event, recording the operation as exercised.
+async fn exercise(
+    app: &TestApp,
+    call: &Call,
+    allowed: &mut BTreeSet<&'static str>,
+    denied: &mut BTreeSet<&'static str>,
+) -> String {
+    let request_id = send(app, call).await;
+    let outcomes = outcomes_of(app, &request_id).await;
+    assert!(
+        outcomes.iter().any(|o| o == call.outcome),
+        "{} ({} {}) left no {} event: {outcomes:?}",
+        call.id,
+        call.method,
+        call.path,
+        call.outcome
+    );
+    if call.outcome == "allowed" {
+        allowed.insert(call.id);
+    } else {
+        denied.insert(call.id);
+    }
+    request_id
+}
+
+/// Every billing write, allowed (the practice's admin, the platform operator) and
+/// refused (staff of the practice, the admin on the operator's operations); the
+/// processor's event settling a payment that needed the card holder.
+async fn exercise_billing(
+    app: &TestApp,
+    admin: &str,
+    org: &str,
+    staff: &str,
+    allowed: &mut BTreeSet<&'static str>,
+    denied: &mut BTreeSet<&'static str>,
+) {
+    let operator = app.operator_session("operator@example.com").await;
+    let billing = |rest: &str| format!("/v1/organisations/{org}/billing{rest}");
+    let invoices = |rest: &str| format!("/v1/operator/organisations/{org}/invoices{rest}");
+    let call = |id, method, path: String, token: &str, body: Value, status, outcome| Call {
+        id,
+        method,
+        path,
+        token: token.to_owned(),
+        body,
+        status,
+        outcome,
+    };
+    let price = |amount: &str| json!({ "amount": amount, "currency": "EUR" });
+    let basic =
+        json!({ "code": "basic", "name": "Basic", "price": price("30.00"), "interval": "month" });
+    let pro = json!({ "code": "pro", "name": "Pro", "price": price("60.00"), "interval": "month" });
+    let revision = json!({ "name": "Basic", "price": price("30.00"), "interval": "month" });
+    let rate = json!({ "rate": "20", "name": "TVA" });
+    let contact = json!({
+        "legal_name": "Harbour Ltd", "contact_name": "Ada", "email": "billing@harbour.example",
+        "address_lines": ["1 Quay Street"], "city": "Paris", "postal_code": "75001", "country": "FR",
+    });
+    let card = |token: &str| json!({ "token": token });
+    let plan_code = |code: &str| json!({ "plan_code": code });
+    let none = || json!({});
+    // Plans, tax, the account, a card that needs its holder, and a subscription
+    // whose first charge awaits the processor's event.
+    let setup = vec![
+        call(
+            "createPlan",
+            "POST",
+            "/v1/operator/plans".to_owned(),
+            &operator,
+            basic,
+            201,
+            "allowed",
+        ),
+        call(
+            "createPlan",
+            "POST",
+            "/v1/operator/plans".to_owned(),
+            admin,
+            pro.clone(),
+            403,
+            "denied",
+        ),
+        call(
+            "createPlan",
+            "POST",
+            "/v1/operator/plans".to_owned(),
+            &operator,
+            pro,
+            201,
+            "allowed",
+        ),
+        call(
+            "revisePlan",
+            "POST",
+            "/v1/operator/plans/basic/versions".to_owned(),
+            &operator,
+            revision.clone(),
+            201,
+            "allowed",
+        ),
+        call(
+            "revisePlan",
+            "POST",
+            "/v1/operator/plans/basic/versions".to_owned(),
+            admin,
+            revision,
+            403,
+            "denied",
+        ),
+        call(
+            "setTaxRate",
+            "PUT",
+            "/v1/operator/tax-rates/FR".to_owned(),
+            &operator,
+            rate.clone(),
+            200,
+            "allowed",
+        ),
+        call(
+            "setTaxRate",
+            "PUT",
+            "/v1/operator/tax-rates/FR".to_owned(),
+            admin,
+            rate,
+            403,
+            "denied",
+        ),
+        call(
+            "updateBillingAccount",
+            "PUT",
+            billing("/account"),
+            admin,
+            contact.clone(),
+            200,
+            "allowed",
+        ),
+        call(
+            "updateBillingAccount",
+            "PUT",
+            billing("/account"),
+            staff,
+            contact,
+            403,
+            "denied",
+        ),
+        call(
+            "addPaymentMethod",
+            "POST",
+            billing("/payment-methods"),
+            admin,
+            card("tok_visa_action_required"),
+            201,
+            "allowed",
+        ),
+        call(
+            "addPaymentMethod",
+            "POST",
+            billing("/payment-methods"),
+            staff,
+            card("tok_visa"),
+            403,
+            "denied",
+        ),
+        call(
+            "subscribe",
+            "POST",
+            billing("/subscription"),
+            staff,
+            plan_code("basic"),
+            403,
+            "denied",
+        ),
+        call(
+            "subscribe",
+            "POST",
+            billing("/subscription"),
+            admin,
+            plan_code("basic"),
+            402,
+            "allowed",
+        ),
+    ];
+    for c in &setup {
+        exercise(app, c, allowed, denied).await;
+    }
+    // The processor confirms the charge: a signed event, applied and audited.
+    let listed: Value = app
+        .client
+        .get(app.url(&billing("/invoices")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let first = listed["items"][0]["id"]
+        .as_str()
+        .expect("an invoice")
+        .to_owned();
+    let detail: Value = app
+        .client
+        .get(app.url(&billing(&format!("/invoices/{first}"))))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let payment = uuid::Uuid::parse_str(detail["payments"][0]["id"].as_str().expect("a payment"))
+        .expect("a uuid");
+    let now = app.state().clock().now().timestamp();
+    let event = serde_json::to_vec(
+        &json!({ "id": "evt_coverage", "type": "charge.succeeded", "created": now,
+        "data": { "object": { "id": format!("ch_sandbox_{}", payment.simple()) } } }),
+    )
+    .expect("JSON");
+    let resp = app
+        .client
+        .post(app.url("/v1/billing/processor-events"))
+        .header("content-type", "application/json")
+        .header(
+            "Custodia-Processor-Signature",
+            app.processor_signature(now, &event),
+        )
+        .body(event)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let receipt: Value = resp.json().await.expect("JSON");
+    assert_eq!(receipt["outcome"], "applied");
+    assert!(
+        outcomes_of(app, &request_id)
+            .await
+            .iter()
+            .any(|o| o == "allowed"),
+        "the applied event left no audit event"
+    );
+    allowed.insert("receiveProcessorEvent");
+    // A card that pays, an ad-hoc invoice to pay, and a draft to issue and void.
+    let pays = exercise(
+        app,
+        &call(
+            "addPaymentMethod",
+            "POST",
+            billing("/payment-methods"),
+            admin,
+            card("tok_visa"),
+            201,
+            "allowed",
+        ),
+        allowed,
+        denied,
+    )
+    .await;
+    drop(pays);
+    let issue = |finalize: bool| {
+        json!({ "currency": "EUR", "finalize": finalize,
+        "lines": [{ "description": "Setup", "quantity": 1, "unit_amount": "10.00" }] })
+    };
+    exercise(
+        app,
+        &call(
+            "createInvoice",
+            "POST",
+            invoices(""),
+            admin,
+            issue(true),
+            403,
+            "denied",
+        ),
+        allowed,
+        denied,
+    )
+    .await;
+    let open = created_id(app, &invoices(""), &operator, &issue(true)).await;
+    allowed.insert("createInvoice");
+    let draft = created_id(app, &invoices(""), &operator, &issue(false)).await;
+    let cards: Value = app
+        .client
+        .get(app.url(&billing("/payment-methods")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let old_card = cards["items"][1]["id"]
+        .as_str()
+        .expect("the first card")
+        .to_owned();
+    let refund = json!({ "amount": price("5.00") });
+    let rest = vec![
+        call(
+            "payInvoice",
+            "POST",
+            billing(&format!("/invoices/{open}/payments")),
+            staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "payInvoice",
+            "POST",
+            billing(&format!("/invoices/{open}/payments")),
+            admin,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "refundInvoice",
+            "POST",
+            invoices(&format!("/{first}/refunds")),
+            admin,
+            refund.clone(),
+            403,
+            "denied",
+        ),
+        call(
+            "refundInvoice",
+            "POST",
+            invoices(&format!("/{first}/refunds")),
+            &operator,
+            refund,
+            201,
+            "allowed",
+        ),
+        call(
+            "changePlan",
+            "POST",
+            billing("/subscription/plan-change"),
+            staff,
+            plan_code("pro"),
+            403,
+            "denied",
+        ),
+        call(
+            "changePlan",
+            "POST",
+            billing("/subscription/plan-change"),
+            admin,
+            plan_code("pro"),
+            200,
+            "allowed",
+        ),
+        call(
+            "cancelSubscription",
+            "POST",
+            billing("/subscription/cancellation"),
+            staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "cancelSubscription",
+            "POST",
+            billing("/subscription/cancellation"),
+            admin,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "resumeSubscription",
+            "DELETE",
+            billing("/subscription/cancellation"),
+            staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "resumeSubscription",
+            "DELETE",
+            billing("/subscription/cancellation"),
+            admin,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "finalizeInvoice",
+            "POST",
+            invoices(&format!("/{draft}/finalization")),
+            admin,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "finalizeInvoice",
+            "POST",
+            invoices(&format!("/{draft}/finalization")),
+            &operator,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "voidInvoice",
+            "POST",
+            invoices(&format!("/{draft}/void")),
+            admin,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "voidInvoice",
+            "POST",
+            invoices(&format!("/{draft}/void")),
+            &operator,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "removePaymentMethod",
+            "DELETE",
+            billing(&format!("/payment-methods/{old_card}")),
+            staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "removePaymentMethod",
+            "DELETE",
+            billing(&format!("/payment-methods/{old_card}")),
+            admin,
+            none(),
+            204,
+            "allowed",
+        ),
+        call(
+            "runBilling",
+            "POST",
+            "/v1/operator/billing-runs".to_owned(),
+            admin,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "runBilling",
+            "POST",
+            "/v1/operator/billing-runs".to_owned(),
+            &operator,
+            none(),
+            200,
+            "allowed",
+        ),
+    ];
+    for c in &rest {
+        exercise(app, c, allowed, denied).await;
+    }
+}
+
+/// Creates an invoice as `operator`, checks its allowed event, returns its id.
+async fn created_id(app: &TestApp, path: &str, operator: &str, body: &Value) -> String {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(operator)
+        .json(body)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 201);
+    let request_id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        outcomes_of(app, &request_id)
+            .await
+            .iter()
+            .any(|o| o == "allowed"),
+        "createInvoice left no event"
+    );
+    let invoice: Value = resp.json().await.expect("JSON");
+    invoice["id"].as_str().expect("an id").to_owned()
+}

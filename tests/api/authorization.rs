@@ -8,8 +8,11 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use tests::{TestApp, both_databases};
 
-/// Operations anyone may call, by design.
-const PUBLIC: [&str; 14] = [
+/// Operations anyone may call, by design. The payment processor's webhook has no
+/// session: its signature authenticates it (`tests::billing`: a missing, wrong or
+/// stale signature is 400 and changes nothing).
+const PUBLIC: [&str; 15] = [
+    "receiveProcessorEvent",
     "listConsentPurposes",
     "listSubProcessors",
     "listPolicyVersions",
@@ -213,6 +216,47 @@ const CLINICAL: [&str; 21] = [
 /// The platform operator's operations: every member (and API key) gets 403.
 const OPERATOR: [&str; 2] = ["listPractices", "endOperatorSession"];
 
+/// A practice's billing: its admins (and, reading, the platform operator) only;
+/// its providers read the plan status; clients, staff and providers otherwise get
+/// 403; another practice's caller 404
+/// (`billing_operations_refuse_other_practices_and_roles` below,
+/// `tests::billing::billing_answers_each_role_as_the_contract_says`).
+const BILLING_PRACTICE: [&str; 14] = [
+    "getBillingAccount",
+    "updateBillingAccount",
+    "addPaymentMethod",
+    "listPaymentMethods",
+    "removePaymentMethod",
+    "subscribe",
+    "changePlan",
+    "cancelSubscription",
+    "resumeSubscription",
+    "getSubscription",
+    "getPlanStatus",
+    "listInvoices",
+    "getInvoice",
+    "payInvoice",
+];
+
+/// The platform operator's billing (plans, tax rates, ad-hoc invoices, refunds,
+/// billing runs): every member, even a practice's admin, and every API key gets
+/// 403.
+const BILLING_OPERATOR: [&str; 9] = [
+    "createPlan",
+    "revisePlan",
+    "setTaxRate",
+    "listTaxRates",
+    "createInvoice",
+    "finalizeInvoice",
+    "voidInvoice",
+    "refundInvoice",
+    "runBilling",
+];
+
+/// The plans on offer: the platform operator and practice admins read them;
+/// other members get 403.
+const BILLING_PLANS: [&str; 2] = ["listPlans", "getPlan"];
+
 #[test]
 fn every_operation_is_classified() {
     let classified: BTreeSet<&str> = PUBLIC
@@ -226,6 +270,9 @@ fn every_operation_is_classified() {
         .chain(AUDIT_OVERSIGHT.iter())
         .chain(CONSENT.iter())
         .chain(CLINICAL.iter())
+        .chain(BILLING_PRACTICE.iter())
+        .chain(BILLING_OPERATOR.iter())
+        .chain(BILLING_PLANS.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()
@@ -663,5 +710,82 @@ both_databases!(async fn clinical_operations_refuse_other_practices(app) {
         }
     }
     assert_eq!(app.count_rows("clinical_records").await, records, "nothing was written");
+    app.stop().await;
+});
+
+/// A schema-valid body for each billing operation that takes one, so the refusal
+/// tested is the authorisation, not the input.
+fn billing_body(id: &str) -> Value {
+    let price = json!({ "amount": "30.00", "currency": "EUR" });
+    match id {
+        "updateBillingAccount" => json!({
+            "legal_name": "Harbour Ltd", "contact_name": "Ada", "email": "billing@harbour.example",
+            "address_lines": ["1 Quay Street"], "city": "Hamburg", "postal_code": "20095", "country": "DE",
+        }),
+        "addPaymentMethod" => json!({ "token": "tok_visa" }),
+        "subscribe" | "changePlan" => json!({ "plan_code": "basic" }),
+        "createPlan" => {
+            json!({ "code": "other", "name": "Other", "price": price, "interval": "month" })
+        }
+        "revisePlan" => json!({ "name": "Basic", "price": price, "interval": "month" }),
+        "setTaxRate" => json!({ "rate": "19", "name": "VAT" }),
+        "createInvoice" => {
+            json!({ "currency": "EUR", "lines": [{ "description": "Setup", "quantity": 1, "unit_amount": "10.00" }] })
+        }
+        "refundInvoice" => json!({ "amount": price }),
+        _ => json!({}),
+    }
+}
+
+both_databases!(async fn billing_operations_refuse_other_practices_and_roles(app) {
+    let admin = app.signed_in_provider("owner-b@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let provider = app.signed_in_member(&admin, "provider-b@example.com", "provider").await;
+    let client = app.signed_in_member(&admin, "client-b@example.com", "client").await;
+    let staff = app.signed_in_member(&admin, "staff-b@example.com", "staff").await;
+    let other_admin = app.signed_in_provider("other-b@example.com").await;
+    let created: Value = app.client.post(app.url(&format!("/v1/organisations/{org}/api-keys")))
+        .bearer_auth(&admin).json(&json!({ "name": "admin key", "role": "org_admin" }))
+        .send().await.expect("answers").json().await.expect("JSON");
+    let admin_key = created["secret"].as_str().expect("a secret").to_owned();
+    let operator = app.operator_session("operator-b@example.com").await;
+    let plan = json!({ "code": "basic", "name": "Basic", "price": { "amount": "30.00", "currency": "EUR" }, "interval": "month" });
+    assert_eq!(call_with(&app, "POST", "/v1/operator/plans", &operator, &plan).await.status(), 201);
+    let mut checked = 0;
+    for (id, method, template) in operations() {
+        let path = concrete(&template.replace("{organisation_id}", &org).replace("{plan_code}", "basic").replace("{country}", "DE"));
+        let body = billing_body(&id);
+        if BILLING_PRACTICE.contains(&id.as_str()) {
+            let status = call_with(&app, &method, &path, &other_admin, &body).await.status();
+            assert_eq!(status, 404, "{id} by another practice's admin");
+            for (who, caller) in [("a client", &client.token), ("staff", &staff.token)] {
+                let status = call_with(&app, &method, &path, caller, &body).await.status();
+                assert_eq!(status, 403, "{id} by {who}");
+            }
+            let status = call_with(&app, &method, &path, &provider.token, &body).await.status();
+            let expected = if id == "getPlanStatus" { 200 } else { 403 };
+            assert_eq!(status, expected, "{id} by a provider");
+            checked += 1;
+        } else if BILLING_OPERATOR.contains(&id.as_str()) {
+            for (who, caller) in [("a practice admin", &admin), ("an admin key", &admin_key), ("a provider", &provider.token)] {
+                let status = call_with(&app, &method, &path, caller, &body).await.status();
+                assert_eq!(status, 403, "{id} by {who}");
+            }
+            checked += 1;
+        } else if BILLING_PLANS.contains(&id.as_str()) {
+            for (who, caller) in [("a provider", &provider.token), ("a client", &client.token), ("staff", &staff.token)] {
+                let status = call_with(&app, &method, &path, caller, &body).await.status();
+                assert_eq!(status, 403, "{id} by {who}");
+            }
+            assert_eq!(call_with(&app, &method, &path, &admin, &body).await.status(), 200, "{id} by a practice admin");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, BILLING_PRACTICE.len() + BILLING_OPERATOR.len() + BILLING_PLANS.len());
+    // Nothing the refused calls asked for was stored.
+    for table in ["billing_accounts", "billing_payment_methods", "billing_subscriptions", "billing_invoices", "billing_tax_rates", "billing_refunds"] {
+        assert_eq!(app.count_rows(table).await, 0, "{table}");
+    }
+    assert_eq!(app.count_rows("billing_plans").await, 1);
     app.stop().await;
 });

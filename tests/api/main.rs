@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod audit_coverage;
 mod authorization;
+mod billing;
 mod clinical;
 mod clinical_fhir;
 mod consent;

@@ -466,6 +466,99 @@ impl TestApp {
             .expect("the account exists and is verified");
     }
 
+    /// Signs `email` in with [`TEST_PASSWORD`] (to its first practice) and returns
+    /// the bearer token: a fresh session, e.g. after the clock moved past the last
+    /// one's lifetime.
+    ///
+    /// # Panics
+    /// When sign-in fails.
+    pub async fn sign_in(&self, email: &str) -> String {
+        let resp = self
+            .client
+            .post(self.url("/v1/sessions"))
+            .json(&serde_json::json!({ "email": email, "password": TEST_PASSWORD }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201, "sign-in");
+        let session: serde_json::Value = resp.json().await.expect("JSON");
+        session["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A platform operator's session for `email`: the account is signed up (as a
+    /// provider of its own practice) and made an operator the first time.
+    ///
+    /// # Panics
+    /// When any step fails.
+    pub async fn operator_session(&self, email: &str) -> String {
+        let exists = self
+            .client
+            .post(self.url("/v1/sessions"))
+            .json(&serde_json::json!({ "email": email, "password": TEST_PASSWORD }))
+            .send()
+            .await
+            .expect("answers")
+            .status()
+            == 201;
+        if !exists {
+            self.signed_in_provider(email).await;
+        }
+        self.grant_operator(email).await;
+        let resp = self
+            .client
+            .post(self.url("/v1/operator/sessions"))
+            .json(&serde_json::json!({ "email": email, "password": TEST_PASSWORD }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 201, "operator sign-in");
+        let session: serde_json::Value = resp.json().await.expect("JSON");
+        session["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// The `Custodia-Processor-Signature` value a payment processor would send with
+    /// `body` at `timestamp`, under the server's (development) webhook secret.
+    ///
+    /// # Panics
+    /// When the secret cannot be read.
+    #[must_use]
+    pub fn processor_signature(&self, timestamp: i64, body: &[u8]) -> String {
+        let secret = std::fs::read_to_string(
+            self._data_dir
+                .path()
+                .join(server::app::DEV_WEBHOOK_SECRET_FILE),
+        )
+        .expect("the development webhook secret");
+        crypto::WebhookSigner::new(secret.trim().as_bytes()).sign(timestamp, body)
+    }
+
+    /// How many `kind` notices (e.g. `"billing_payment_failed"`) are queued for
+    /// `user_id`.
+    ///
+    /// # Panics
+    /// When the outbox cannot be read.
+    pub async fn notice_count(&self, user_id: &str, kind: &str) -> u64 {
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        store::OutboxNotifier::new(self.state.database().clone(), self.state.keyring().clone())
+            .count(user, kind)
+            .await
+            .expect("the outbox is readable")
+    }
+
+    /// The sentence of the newest `kind` practice notice (e.g. a billing notice)
+    /// queued for `user_id`.
+    ///
+    /// # Panics
+    /// When the outbox cannot be read.
+    pub async fn notice_summary(&self, user_id: &str, kind: &str) -> Option<String> {
+        let user = kernel::UserId::from_uuid(uuid::Uuid::parse_str(user_id).expect("a user id"));
+        store::OutboxNotifier::new(self.state.database().clone(), self.state.keyring().clone())
+            .latest_summary(user, kind)
+            .await
+            .expect("the outbox is readable")
+            .map(kernel::Sensitive::into_inner)
+    }
+
     /// Stops the server gracefully and removes its database.
     ///
     /// # Panics

@@ -26,7 +26,7 @@ use store::{
 use crate::config::{Config, MigrateMode};
 use crate::edge::Edge;
 use crate::routes::RouteTable;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 
 /// Why the server could not start. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,10 @@ impl App {
             clock.clone(),
         );
         let audit = start_audit(&database, &keys, &config, clock.clone()).await?;
+        let billing = BillingSettings {
+            signer: crypto::WebhookSigner::new(webhook_secret(&config)?.as_bytes()),
+            config: billing_config(&config),
+        };
         let state = compose(
             database,
             keys,
@@ -122,6 +126,7 @@ impl App {
             identity_config,
             clock.clone(),
             audit,
+            billing,
         );
         publish_builtin_notice(&state, clock.as_ref()).await?;
         if let Some(email) = &config.grant_operator {
@@ -212,8 +217,17 @@ impl BoundApp {
             self.app.state.clone(),
             Duration::from_secs(u64::from(self.app.config.retention_interval_minutes) * 60),
         );
+        let billing = (self.app.config.billing_run_interval_secs > 0).then(|| {
+            crate::jobs::spawn_billing(
+                self.app.state.clone(),
+                Duration::from_secs(self.app.config.billing_run_interval_secs),
+            )
+        });
         let result = serve(self.acceptor, endpoint, shutdown, grace).await;
         retention.abort();
+        if let Some(billing) = billing {
+            billing.abort();
+        }
         // Sign what this process appended, so nothing it wrote stays unanchored.
         if let Err(err) = self.app.state.audit().log().checkpoint().await {
             tracing::warn!(error = %err, "audit: no final checkpoint");
@@ -293,6 +307,12 @@ impl Keys {
     }
 }
 
+/// How billing is set up: the webhook secret's signer and the service's rules.
+struct BillingSettings {
+    signer: crypto::WebhookSigner,
+    config: billing::service::BillingConfig,
+}
+
 /// Builds every adapter on `database` and hands them to the services.
 fn compose(
     database: Database,
@@ -301,6 +321,7 @@ fn compose(
     identity_config: IdentityConfig,
     clock: Arc<dyn Clock>,
     audit: AuditService,
+    billing: BillingSettings,
 ) -> AppState {
     let Keys {
         keyring,
@@ -354,8 +375,99 @@ fn compose(
         gate,
         audit.sink(),
     );
-    AppState::new(database, keyring, identity, audit, consent, clinical, clock)
+    let billing_service = billing::BillingService::new(
+        billing::service::BillingPorts {
+            repository: Arc::new(store::SeaOrmBillingRepository::new(
+                database.clone(),
+                keyring.clone(),
+            )),
+            processor: Arc::new(billing::sandbox::SandboxProcessor),
+            notifier: Arc::new(crate::billing::IdentityBillingNotices::new(
+                identity.clone(),
+                clock.clone(),
+            )),
+            usage: Arc::new(store::SeaOrmPracticeUsage::new(database.clone())),
+            audit: audit.sink(),
+        },
+        billing.config,
+    );
+    let idempotency = crate::idempotency::Keys::new(store::SeaOrmIdempotencyStore::new(
+        database.clone(),
+        keyring.clone(),
+    ));
+    AppState::new(
+        database,
+        keyring,
+        Services {
+            identity,
+            audit,
+            consent,
+            clinical,
+            billing: billing_service,
+            webhook_signer: billing.signer,
+            idempotency,
+        },
+        clock,
+    )
 }
+
+/// Billing's rules as configured: the invoice retention (days and ground together,
+/// or the default seven years).
+fn billing_config(config: &Config) -> billing::service::BillingConfig {
+    let mut billing = billing::service::BillingConfig::default();
+    if let (Some(days), Some(ground)) = (
+        config.invoice_retention_days,
+        config.invoice_retention_ground.as_deref(),
+    ) {
+        billing.invoice_retention = billing::personal_data::InvoiceRetention {
+            days,
+            ground: kernel::LegalGround {
+                regime: billing.invoice_retention.ground.regime,
+                citation: ground.trim().to_owned().into(),
+                statement: format!(
+                    "Tax and accounting law requires invoices to be kept, as issued, for {days} days."
+                )
+                .into(),
+            },
+        };
+    }
+    billing
+}
+
+/// The configured webhook secret, or the development secret in the data folder
+/// (created on first start), with a warning.
+fn webhook_secret(config: &Config) -> Result<String, StartupError> {
+    if let Some(secret) = &config.billing_webhook_secret {
+        let secret = secret.expose().trim().to_owned();
+        if secret.len() < 16 {
+            return Err(StartupError::Config(
+                "--billing-webhook-secret: at least 16 characters".to_owned(),
+            ));
+        }
+        return Ok(secret);
+    }
+    let path = config.data_dir.join(DEV_WEBHOOK_SECRET_FILE);
+    let secret = load_or_create_dev_secret(&path, || {
+        let bytes: [u8; 32] = ring::rand::generate(&ring::rand::SystemRandom::new())
+            .map_err(|_| "the system random source failed".to_owned())?
+            .expose();
+        Ok(format!(
+            "whsec_dev_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        ))
+    })
+    .map_err(|e| StartupError::Config(format!("billing webhook secret: {e}")))?;
+    tracing::warn!(
+        path = %path.display(),
+        "NO BILLING WEBHOOK SECRET CONFIGURED: using a development secret stored beside the \
+         data. Anyone with this file can forge payment events. Set \
+         CUSTODIA_BILLING_WEBHOOK_SECRET to the payment processor's signing secret in production."
+    );
+    Ok(secret)
+}
+
+/// The development webhook secret's file in the data folder.
+pub const DEV_WEBHOOK_SECRET_FILE: &str = "dev-billing-webhook-secret";
 
 /// Publishes the built-in privacy notice when no privacy notice is published yet,
 /// so every consent cites a version (O3).
@@ -647,6 +759,10 @@ pub async fn openapi_document() -> Result<String, StartupError> {
         Arc::new(AuditPseudonyms(keys.blind_index.clone())),
         audit::service::DEFAULT_RETENTION,
     );
+    let billing = BillingSettings {
+        signer: crypto::WebhookSigner::new(&throwaway_secret()?),
+        config: billing::service::BillingConfig::default(),
+    };
     let state = compose(
         database,
         keys,
@@ -654,6 +770,14 @@ pub async fn openapi_document() -> Result<String, StartupError> {
         IdentityConfig::default(),
         clock,
         audit,
+        billing,
     );
     Ok(crate::api::service(&state).spec())
+}
+
+/// A random secret for the spec's throwaway state (it never verifies anything).
+fn throwaway_secret() -> Result<[u8; 32], StartupError> {
+    ring::rand::generate(&ring::rand::SystemRandom::new())
+        .map(ring::rand::Random::expose)
+        .map_err(|_| StartupError::Config("the system random source failed".to_owned()))
 }

@@ -221,7 +221,39 @@ async fn buffer_body(
     }
     let bytes = req.take_body().into_bytes_limit(max).await?;
     req.set_body(bytes.clone());
+    req.extensions_mut().insert(RawBody::new(bytes.clone()));
     Ok((req, bytes))
+}
+
+/// The request body exactly as received, kept by the edge for the operations that
+/// must see the bytes themselves: a processor webhook's signature covers them,
+/// and an `Idempotency-Key`'s fingerprint is taken over them.
+#[derive(Clone)]
+pub struct RawBody(std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>);
+
+impl RawBody {
+    fn new(bytes: impl AsRef<[u8]> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(bytes))
+    }
+
+    /// The bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+
+    /// The body of `req`, as the edge read it (empty when the edge did not run).
+    #[must_use]
+    pub fn of(req: &Request) -> &[u8] {
+        req.extensions().get::<Self>().map_or(&[], Self::bytes)
+    }
+}
+
+impl std::fmt::Debug for RawBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body may hold anything the client sent: only its size is shown.
+        write!(f, "RawBody({} bytes)", self.bytes().len())
+    }
 }
 
 /// A response carrying `problem`.

@@ -4,7 +4,9 @@
 //! - [`config`]: settings from flags and environment;
 //! - [`app`]: the composition root, serving and graceful shutdown;
 //! - [`edge`]: request ids, problem+json for every failure, security headers, access log;
-//! - [`jobs`]: background work (the retention sweep);
+//! - [`jobs`]: background work (the retention sweep, the billing job);
+//! - [`idempotency`]: `Idempotency-Key` for operations a client may retry;
+//! - [`billing`]: billing notices through identity's outbox;
 //! - [`problem`]: the RFC 9457 error shape;
 //! - [`api`]: the operations, one module per context;
 //! - [`telemetry`]: log set-up.
@@ -12,9 +14,11 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod consent;
 pub mod edge;
+pub mod idempotency;
 pub mod jobs;
 pub mod problem;
 pub mod routes;

@@ -32,6 +32,27 @@ pub struct Problem {
     pub detail: String,
     /// The request's id, as in the `X-Request-Id` header: quote it to support.
     pub request_id: String,
+    /// The members some types add (RFC 9457 extension members), beside the others.
+    #[oai(flatten)]
+    pub extensions: Option<Box<ProblemExtensions>>,
+}
+
+/// Extension members of some problem types, each present only on its type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Object)]
+pub struct ProblemExtensions {
+    /// For `plan-limit-reached`: the limit the plan sets (`active_clients` or
+    /// `providers`).
+    #[oai(skip_serializing_if_is_none)]
+    pub limit: Option<String>,
+    /// For `plan-limit-reached`: the limit's value.
+    #[oai(skip_serializing_if_is_none)]
+    pub max: Option<u32>,
+    /// For `plan-limit-reached`: the plan's code.
+    #[oai(skip_serializing_if_is_none)]
+    pub plan: Option<String>,
+    /// For `payment-failed`: the payment recorded on the invoice.
+    #[oai(skip_serializing_if_is_none)]
+    pub payment_id: Option<uuid::Uuid>,
 }
 
 /// The kinds of problem Custodia reports, with their status and title.
@@ -72,6 +93,12 @@ pub enum ProblemKind {
     /// 403: the practice requires MFA; until the caller enrols, the session may only
     /// enrol and sign out.
     MfaEnrolmentRequired,
+    /// 409: the practice's plan allows no more of something (active clients,
+    /// providers); the problem names the limit, its value and the plan.
+    PlanLimitReached,
+    /// 402: the card was declined or needs its holder; the failed payment is
+    /// recorded on the invoice, which stays open.
+    PaymentFailed,
 }
 
 impl ProblemKind {
@@ -115,6 +142,8 @@ impl ProblemKind {
             Self::GuardianRequired => 403,
             Self::MfaRequired => 401,
             Self::MfaEnrolmentRequired => 403,
+            Self::PlanLimitReached => 409,
+            Self::PaymentFailed => 402,
         }
     }
 
@@ -138,6 +167,8 @@ impl ProblemKind {
             Self::GuardianRequired => "guardian-required",
             Self::MfaRequired => "mfa-required",
             Self::MfaEnrolmentRequired => "mfa-enrolment-required",
+            Self::PlanLimitReached => "plan-limit-reached",
+            Self::PaymentFailed => "payment-failed",
         }
     }
 
@@ -161,11 +192,13 @@ impl ProblemKind {
             Self::GuardianRequired => "A guardian must be linked first",
             Self::MfaRequired => "A second factor is required",
             Self::MfaEnrolmentRequired => "MFA enrolment is required",
+            Self::PlanLimitReached => "Plan limit reached",
+            Self::PaymentFailed => "The payment was not completed",
         }
     }
 
     /// Every kind, for documentation tests.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -182,6 +215,8 @@ impl ProblemKind {
         Self::GuardianRequired,
         Self::MfaRequired,
         Self::MfaEnrolmentRequired,
+        Self::PlanLimitReached,
+        Self::PaymentFailed,
     ];
 }
 
@@ -197,6 +232,7 @@ impl Problem {
             request_id: current_request_id()
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
+            extensions: None,
         }
     }
 
@@ -407,7 +443,11 @@ impl ApiError {
             | ProblemKind::GuardianRequired
             | ProblemKind::MfaEnrolmentRequired => Self::Forbidden(body),
             ProblemKind::NotFound => Self::NotFound(body),
-            ProblemKind::Conflict => Self::Conflict(body),
+            ProblemKind::Conflict | ProblemKind::PlanLimitReached => Self::Conflict(body),
+            // Only the operations that charge a card answer 402, with their own
+            // error type (`api::billing::ChargeError`); should another operation
+            // ever use it, it is reported as the fault it would be.
+            ProblemKind::PaymentFailed => Self::Internal(body),
             ProblemKind::Gone => Self::Gone(body),
             ProblemKind::Unprocessable => Self::Unprocessable(body),
             ProblemKind::TooManyRequests => Self::TooManyRequests(body, 60),

@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use audit::AuditService;
+use billing::BillingService;
 use clinical::ClinicalService;
 use consent::ConsentService;
-use crypto::Keyring;
+use crypto::{Keyring, WebhookSigner};
 use identity::IdentityService;
 use kernel::Clock;
 use store::Database;
+
+use crate::idempotency::Keys;
 
 /// What operations are given to work with.
 #[derive(Clone)]
@@ -17,13 +20,30 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// The services and the adapters the edge uses directly, as the composition root
+/// built them.
+#[derive(Debug)]
+pub struct Services {
+    /// The identity context.
+    pub identity: IdentityService,
+    /// The audit context.
+    pub audit: AuditService,
+    /// The consent context.
+    pub consent: ConsentService,
+    /// The clinical-records context.
+    pub clinical: ClinicalService,
+    /// The billing context.
+    pub billing: BillingService,
+    /// Verifies the payment processor's webhook signatures.
+    pub webhook_signer: WebhookSigner,
+    /// The `Idempotency-Key`s of operations a client may retry.
+    pub idempotency: Keys,
+}
+
 struct Inner {
     database: Database,
     keyring: Keyring,
-    identity: IdentityService,
-    audit: AuditService,
-    consent: ConsentService,
-    clinical: ClinicalService,
+    services: Services,
     clock: Arc<dyn Clock>,
 }
 
@@ -41,20 +61,14 @@ impl AppState {
     pub fn new(
         database: Database,
         keyring: Keyring,
-        identity: IdentityService,
-        audit: AuditService,
-        consent: ConsentService,
-        clinical: ClinicalService,
+        services: Services,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 database,
                 keyring,
-                identity,
-                audit,
-                consent,
-                clinical,
+                services,
                 clock,
             }),
         }
@@ -63,25 +77,43 @@ impl AppState {
     /// The identity context.
     #[must_use]
     pub fn identity(&self) -> &IdentityService {
-        &self.inner.identity
+        &self.inner.services.identity
     }
 
     /// The audit context: the log's writer and what people may ask of it.
     #[must_use]
     pub fn audit(&self) -> &AuditService {
-        &self.inner.audit
+        &self.inner.services.audit
     }
 
     /// The clinical-records context.
     #[must_use]
     pub fn clinical(&self) -> &ClinicalService {
-        &self.inner.clinical
+        &self.inner.services.clinical
     }
 
     /// The consent context: the ledger, decisions and policies.
     #[must_use]
     pub fn consent(&self) -> &ConsentService {
-        &self.inner.consent
+        &self.inner.services.consent
+    }
+
+    /// The billing context: plans, subscriptions, invoices and payments.
+    #[must_use]
+    pub fn billing(&self) -> &BillingService {
+        &self.inner.services.billing
+    }
+
+    /// The payment processor's webhook signatures, under the configured secret.
+    #[must_use]
+    pub fn webhook_signer(&self) -> &WebhookSigner {
+        &self.inner.services.webhook_signer
+    }
+
+    /// The `Idempotency-Key`s.
+    #[must_use]
+    pub fn idempotency(&self) -> &Keys {
+        &self.inner.services.idempotency
     }
 
     /// The database pool.

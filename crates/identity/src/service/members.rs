@@ -193,6 +193,26 @@ impl IdentityService {
             .any(|m| m.organisation == organisation && m.role == role))
     }
 
+    /// Whether `user` holds any of `roles` in `organisation` (another context
+    /// checking that a person it is given is a member, e.g. billing's contact).
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    pub async fn holds_any(
+        &self,
+        user: UserId,
+        organisation: OrganisationId,
+        roles: &[Role],
+    ) -> Result<bool, IdentityError> {
+        Ok(self
+            .ports
+            .repository
+            .memberships(user)
+            .await?
+            .iter()
+            .any(|m| m.organisation == organisation && roles.contains(&m.role)))
+    }
+
     /// Creates an account pending activation, with `roles` in `organisation`, and
     /// queues its activation token.
     async fn create_pending_account(

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod billing;
 pub mod clinical;
 pub mod consent;
 pub mod credentials;
@@ -40,6 +41,9 @@ pub enum ApiTags {
     /// Purposes and legal bases, policy versions, consents, HIPAA authorisations,
     /// communication preferences, the sub-processor registry and the consent ledger.
     Consent,
+    /// Plans, tax rates, a practice's billing account, cards, subscription and
+    /// invoices, refunds, billing runs and the payment processor's webhook.
+    Billing,
 }
 
 /// Every context's operations.
@@ -53,6 +57,8 @@ pub type Apis = (
     audit::AuditApi,
     consent::ConsentApi,
     clinical::ClinicalApi,
+    billing::BillingApi,
+    billing::BillingOperatorApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -72,6 +78,8 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             audit::AuditApi::new(state.clone()),
             consent::ConsentApi::new(state.clone()),
             clinical::ClinicalApi::new(state.clone()),
+            billing::BillingApi::new(state.clone()),
+            billing::BillingOperatorApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

@@ -11,10 +11,11 @@
 //! activation token, an existing one an invitation its owner accepts from
 //! `/v1/me/invitations` (own-account operations: a person's session only).
 
+use billing::model::Limit;
 use chrono::NaiveDate;
 use identity::model::{Invitation, PracticeMember};
 use identity::service::members::{Enrolled, NewClient, NewPerson};
-use kernel::{OrganisationId, Purpose, Role, Sensitive, UserId};
+use kernel::{OrganisationId, Purpose, RequestContext, Role, Sensitive, UserId};
 use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -39,6 +40,27 @@ impl PracticeApi {
     #[must_use]
     pub const fn new(state: AppState) -> Self {
         Self { state }
+    }
+
+    /// Refuses one more of `limit` when the practice's billing plan is at it (409
+    /// `plan-limit-reached`), for a caller acting in `organisation` with one of
+    /// `may` (the roles that may add such a person). Anyone else is refused by
+    /// identity as before, without learning anything of the plan. A practice
+    /// without a subscription has no limits.
+    async fn ensure_room(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        limit: Limit,
+        may: &[Role],
+    ) -> Result<(), ApiError> {
+        if ctx.organisation() == Some(organisation) && ctx.actor().roles().contains_any(may) {
+            self.state
+                .billing()
+                .ensure_room(organisation, limit)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -376,6 +398,13 @@ impl PracticeApi {
         let attestation = b.service_authorisation;
         crate::api::consent::check_attestation(&ctx, &attestation)?;
         let organisation = OrganisationId::from_uuid(organisation_id.0);
+        self.ensure_room(
+            &ctx,
+            organisation,
+            Limit::ActiveClients,
+            &[Role::Provider, Role::OrgAdmin],
+        )
+        .await?;
         let enrolled = self
             .state
             .identity()
@@ -518,12 +547,17 @@ impl PracticeApi {
     ) -> Result<Accepted<EnrolledView>, ApiError> {
         let ctx = auth.context(&self.state, req, Purpose::Operations);
         let b = body.0;
+        let organisation = OrganisationId::from_uuid(organisation_id.0);
+        if b.role == MemberRole::Provider {
+            self.ensure_room(&ctx, organisation, Limit::Providers, &[Role::OrgAdmin])
+                .await?;
+        }
         let enrolled = self
             .state
             .identity()
             .add_member(
                 &ctx,
-                OrganisationId::from_uuid(organisation_id.0),
+                organisation,
                 NewPerson {
                     name: b.name,
                     email: b.email,

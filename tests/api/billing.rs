@@ -534,6 +534,13 @@ both_databases!(async fn invoices_apply_the_billing_countrys_tax_rate_exactly(ap
 
 both_databases!(async fn cards_are_tokens_and_a_card_number_is_never_stored(app) {
     let p = Practice::new(&app, "owner@example.com").await;
+    // Nothing yet: no account, no subscription, no plan status but usage.
+    assert_eq!(get(&app, &p.billing("/account"), &p.admin).await.0, 404);
+    assert_eq!(get(&app, &p.billing("/subscription"), &p.admin).await.0, 404);
+    let (status, view) = get(&app, &p.billing("/plan-status"), &p.admin).await;
+    assert_eq!(status, 200);
+    assert!(view["plan_code"].is_null() && view["status"].is_null(), "{view}");
+    assert_eq!(view["usage"], json!({ "active_clients": 0, "providers": 1 }));
     // A card needs a billing account first.
     let (status, _) = post(&app, &p.billing("/payment-methods"), &p.admin, json!({ "token": "tok_visa" })).await;
     assert_eq!(status, 409);
@@ -818,6 +825,27 @@ both_databases!(async fn an_idempotency_key_replays_the_first_answer(app) {
     let other_operator = app.operator_session("second-operator@example.com").await;
     let (status, replayed, third) = with_key(&app, &path, &other_operator, "key-1", &body).await;
     assert_eq!((status, replayed, third["number"].clone()), (201, None, json!(3)));
+    // Eight concurrent first uses of one key: one runs, each other one is told it
+    // is still running (409) or gets its answer replayed; one invoice.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, token, body) = (app.client.clone(), app.url(&path), operator.clone(), body.clone());
+            tokio::spawn(async move {
+                let resp = client.post(url).bearer_auth(token).header("Idempotency-Key", "key-4").json(&body).send().await.expect("answers");
+                (resp.status().as_u16(), resp.headers().contains_key("idempotent-replayed"))
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    for task in tasks {
+        match task.await.expect("the task finishes") {
+            (201, false) => fresh += 1,
+            (201, true) | (409, false) => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one request ran");
+    assert_eq!(invoices(&app, &p).await.len(), 4);
     app.stop().await;
 });
 

@@ -28,8 +28,16 @@
 //! `INSERT ... ON CONFLICT DO UPDATE SET last_number = last_number + 1 RETURNING`
 //! on its counter row, which concurrent commits take in turns, so numbers have no
 //! gaps and a rolled-back commit gives its numbers back), invoice and payment
-//! updates (conditional on their versions), refunds and the processor event. Any
-//! failure rolls the whole batch back.
+//! updates (conditional on their versions), refunds and the processor event. An
+//! update matches its row by id, practice (and invoice, or number) and the version
+//! it replaces, so a stale or misdirected one is a conflict. Any failure rolls the
+//! whole batch back.
+//!
+//! A practice's subscription is its live one if it has one, else its latest.
+//! Due work is read along two partial indexes over live subscriptions (period
+//! ended; dunning attempt due), each cut at the limit, and merged oldest due first.
+//! Erasing a billing contact reads and re-seals their accounts first, then writes
+//! each only where its ciphertext is still the one read (else it starts again).
 
 mod entity;
 mod idempotency;
@@ -37,8 +45,8 @@ mod idempotency;
 mod tests;
 mod usage;
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -1605,9 +1613,10 @@ impl BillingRepository for SeaOrmBillingRepository {
             .all(conn)
             .await
             .map_err(unavailable)?;
+        let mut seen = HashSet::new();
         let mut due: Vec<(DateTime<FixedOffset>, billing_subscription::Model)> = Vec::new();
         for row in by_period.into_iter().chain(by_dunning) {
-            if due.iter().any(|(_, seen)| seen.id == row.id) {
+            if !seen.insert(row.id) {
                 continue;
             }
             let at = [Some(row.current_period_end), row.dunning_next_attempt_at]

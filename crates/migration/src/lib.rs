@@ -26,6 +26,7 @@ mod m20261123_000005_invitations;
 mod m20261123_000006_audit;
 mod m20261123_000007_consent;
 mod m20261124_000001_clinical;
+mod m20261125_000001_billing;
 
 /// Creates index `name` on `table` over `columns` (unique when asked): the one
 /// helper migrations share; it names nothing of any schema.
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_audit::Migration),
             Box::new(m20261123_000007_consent::Migration),
             Box::new(m20261124_000001_clinical::Migration),
+            Box::new(m20261125_000001_billing::Migration),
         ]
     }
 }

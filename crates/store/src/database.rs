@@ -279,6 +279,18 @@ mod tests {
             "clinical_break_glass",
             "clinical_exercise_templates",
             "clinical_restrictions",
+            "billing_plans",
+            "billing_plan_versions",
+            "billing_tax_rates",
+            "billing_accounts",
+            "billing_payment_methods",
+            "billing_subscriptions",
+            "billing_invoice_counters",
+            "billing_invoices",
+            "billing_payments",
+            "billing_refunds",
+            "billing_webhook_events",
+            "idempotency_keys",
         ] {
             assert!(
                 after_up.contains(&table.to_owned()),

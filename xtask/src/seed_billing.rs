@@ -26,18 +26,9 @@ use server::state::AppState;
 use uuid::Uuid;
 
 /// Months of invoice history.
-const HISTORY_MONTHS: u32 = 6;
+pub const HISTORY_MONTHS: u32 = 6;
 /// Billing countries, in turn.
 const COUNTRIES: [&str; 5] = ["US", "DE", "GB", "FR", "NL"];
-
-/// What the billing seed wrote.
-#[derive(Debug, Default)]
-pub struct Billed {
-    /// Practices subscribed.
-    pub subscriptions: u64,
-    /// Renewals and dunning attempts the job ran.
-    pub renewals: u64,
-}
 
 fn context(actor: Actor, organisation: Option<OrganisationId>, at: DateTime<Utc>) -> RequestContext {
     RequestContext::new(

@@ -30,6 +30,7 @@ mod db;
 mod openapi;
 mod outbox;
 mod seed;
+mod seed_billing;
 mod tidy;
 mod verify;
 

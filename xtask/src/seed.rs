@@ -19,6 +19,9 @@
 //!   exercise library, two appointments with their provider (weekday slots in
 //!   order, so no provider is ever double-booked), and a message each way.
 //!
+//! Billing ([`crate::seed_billing`]): plans and tax rates, and per practice a
+//! billing account, a card, a subscription and six months of invoice history.
+//!
 //! The shared library's exercises are added once, as the platform operator
 //! (there is no operator account: the author id is nil, as the API records for an
 //! operator without one), and reused by later runs.
@@ -157,9 +160,12 @@ pub async fn run(args: Args) -> Result<(), String> {
     let mut providers = 0;
     let mut first_login = None;
     let mut created = 0;
+    crate::seed_billing::catalogue(&state).await?;
+    let mut billed = Vec::new();
     for p in 0..practices {
         let in_this = per_practice.min(args.size - created);
         let practice = seed_practice(&state, &ports, p, in_this).await?;
+        billed.push((practice.organisation, practice.providers[0].0, p, in_this));
         if library.is_empty() {
             library = shared_library(&state, &practice).await?;
         }
@@ -191,6 +197,18 @@ pub async fn run(args: Args) -> Result<(), String> {
         created += in_this;
     }
     bar.finish_and_clear();
+    for (organisation, owner, index, clients) in &billed {
+        crate::seed_billing::practice(
+            &state,
+            *organisation,
+            *owner,
+            *index,
+            &practice_name(*index),
+            *clients,
+        )
+        .await?;
+    }
+    let billing_runs = crate::seed_billing::history(&state).await?;
     // Sign what this process appended to the audit log, as the server does at
     // shutdown, so nothing seeded stays unanchored.
     state
@@ -211,6 +229,12 @@ pub async fn run(args: Args) -> Result<(), String> {
         created * u64::from(APPOINTMENTS_PER_CLIENT),
         created * 2,
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "seed: {} subscriptions with {} months of invoice history ({billing_runs} renewals and \
+         dunning attempts)",
+        billed.len(),
+        crate::seed_billing::HISTORY_MONTHS
     );
     if let Some(email) = first_login {
         println!(

@@ -28,8 +28,16 @@
 //! `INSERT ... ON CONFLICT DO UPDATE SET last_number = last_number + 1 RETURNING`
 //! on its counter row, which concurrent commits take in turns, so numbers have no
 //! gaps and a rolled-back commit gives its numbers back), invoice and payment
-//! updates (conditional on their versions), refunds and the processor event. Any
-//! failure rolls the whole batch back.
+//! updates (conditional on their versions), refunds and the processor event. An
+//! update matches its row by id, practice (and invoice, or number) and the version
+//! it replaces, so a stale or misdirected one is a conflict. Any failure rolls the
+//! whole batch back.
+//!
+//! A practice's subscription is its live one if it has one, else its latest.
+//! Due work is read along two partial indexes over live subscriptions (period
+//! ended; dunning attempt due), each cut at the limit, and merged oldest due first.
+//! Erasing a billing contact reads and re-seals their accounts first, then writes
+//! each only where its ciphertext is still the one read (else it starts again).
 
 mod entity;
 mod idempotency;
@@ -37,7 +45,8 @@ mod idempotency;
 mod tests;
 mod usage;
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -772,13 +781,48 @@ impl InvoiceState {
 struct Prepared {
     account: Option<billing_account::ActiveModel>,
     removed_payment_methods: Vec<Uuid>,
-    new_payment_methods: Vec<(Uuid, bool, billing_payment_method::ActiveModel)>,
-    subscription: Option<(bool, Uuid, i32, billing_subscription::ActiveModel)>,
+    new_payment_methods: Vec<billing_payment_method::ActiveModel>,
+    subscription: Option<VersionedRow<billing_subscription::ActiveModel>>,
     new_invoices: Vec<(NewInvoice, billing_invoice::ActiveModel)>,
-    invoices: Vec<(Uuid, Uuid, i64, i32, billing_invoice::ActiveModel)>,
-    payments: Vec<(bool, Uuid, i32, billing_payment::ActiveModel)>,
+    invoices: Vec<VersionedRow<billing_invoice::ActiveModel>>,
+    payments: Vec<VersionedRow<billing_payment::ActiveModel>>,
     refunds: Vec<billing_refund::ActiveModel>,
     webhook_event: Option<billing_webhook_event::ActiveModel>,
+}
+
+/// A row with an optimistic-concurrency version, to insert or to update.
+struct VersionedRow<R> {
+    /// The row's id.
+    id: Uuid,
+    /// Its practice: an update matches only a row of the same practice.
+    organisation: Uuid,
+    /// `None` to insert; else the stored version the update expects.
+    expected: Option<i32>,
+    /// The row as it becomes.
+    row: R,
+}
+
+/// The stored version expected by an update of an entity to `version` (an
+/// insert's is 1): `version - 1`, itself at least 1.
+fn expected_version(write: Write<u32>) -> Result<Option<i32>, RepositoryError> {
+    match write {
+        Write::Insert(1) => Ok(None),
+        Write::Insert(_) => Err(inconsistent()),
+        Write::Update(version) => version
+            .checked_sub(1)
+            .filter(|v| *v >= 1)
+            .ok_or_else(inconsistent)
+            .and_then(signed)
+            .map(Some),
+    }
+}
+
+/// The entity of a write, and the version it writes.
+fn written<T>(write: &Write<T>, version: impl Fn(&T) -> u32) -> (&T, Write<u32>) {
+    match write {
+        Write::Insert(t) => (t, Write::Insert(version(t))),
+        Write::Update(t) => (t, Write::Update(version(t))),
+    }
 }
 
 impl SeaOrmBillingRepository {
@@ -788,15 +832,17 @@ impl SeaOrmBillingRepository {
         ciphers: &'a mut HashMap<OrganisationId, SubjectCipher>,
         organisation: OrganisationId,
     ) -> Result<&'a SubjectCipher, RepositoryError> {
-        if !ciphers.contains_key(&organisation) {
-            let cipher = self
-                .keyring
-                .subject_cipher(organisation, billing_subject(organisation))
-                .await
-                .map_err(unavailable)?;
-            ciphers.insert(organisation, cipher);
+        match ciphers.entry(organisation) {
+            Entry::Occupied(known) => Ok(known.into_mut()),
+            Entry::Vacant(slot) => {
+                let cipher = self
+                    .keyring
+                    .subject_cipher(organisation, billing_subject(organisation))
+                    .await
+                    .map_err(unavailable)?;
+                Ok(slot.insert(cipher))
+            }
         }
-        ciphers.get(&organisation).ok_or_else(inconsistent)
     }
 
     /// Opens a sealed bill-to.
@@ -912,25 +958,17 @@ impl SeaOrmBillingRepository {
         let new_payment_methods = changes
             .new_payment_methods
             .iter()
-            .map(|m| {
-                Ok((
-                    m.organisation.as_uuid(),
-                    m.is_default,
-                    payment_method_row(m)?,
-                ))
-            })
-            .collect::<Result<_, RepositoryError>>()?;
+            .map(payment_method_row)
+            .collect::<Result<_, _>>()?;
         let subscription = match &changes.subscription {
-            Some(Write::Insert(s)) => {
-                if s.version != 1 {
-                    return Err(inconsistent());
-                }
-                Some((true, s.id, 0, subscription_row(s)?))
-            }
-            Some(Write::Update(s)) => {
-                let expected = s.version.checked_sub(1).filter(|v| *v >= 1);
-                let expected = signed(expected.ok_or_else(inconsistent)?)?;
-                Some((false, s.id, expected, subscription_row(s)?))
+            Some(write) => {
+                let (s, version) = written(write, |s| s.version);
+                Some(VersionedRow {
+                    id: s.id,
+                    organisation: s.organisation.as_uuid(),
+                    expected: expected_version(version)?,
+                    row: subscription_row(s)?,
+                })
             }
             None => None,
         };
@@ -949,8 +987,6 @@ impl SeaOrmBillingRepository {
         let mut invoices = Vec::with_capacity(changes.invoices.len());
         for invoice in &changes.invoices {
             let body = &invoice.body;
-            let expected = invoice.version.checked_sub(1).filter(|v| *v >= 1);
-            let expected = signed(expected.ok_or_else(inconsistent)?)?;
             let sealed = match &body.bill_to {
                 Some(bill_to) => {
                     let cipher = self.cipher(&mut ciphers, body.organisation).await?;
@@ -958,21 +994,24 @@ impl SeaOrmBillingRepository {
                 }
                 None => None,
             };
-            let row = invoice_row(body, &InvoiceState::of(invoice), sealed)?;
-            let number = i64::try_from(invoice.number).map_err(|_| out_of_range())?;
-            invoices.push((body.id, body.organisation.as_uuid(), number, expected, row));
+            invoices.push(VersionedRow {
+                id: body.id,
+                organisation: body.organisation.as_uuid(),
+                expected: expected_version(Write::Update(invoice.version))?,
+                row: invoice_row(body, &InvoiceState::of(invoice), sealed)?,
+            });
         }
         let payments = changes
             .payments
             .iter()
-            .map(|write| match write {
-                Write::Insert(p) if p.version == 1 => Ok((true, p.id, 0, payment_row(p)?)),
-                Write::Insert(_) => Err(inconsistent()),
-                Write::Update(p) => {
-                    let expected = p.version.checked_sub(1).filter(|v| *v >= 1);
-                    let expected = signed(expected.ok_or_else(inconsistent)?)?;
-                    Ok((false, p.id, expected, payment_row(p)?))
-                }
+            .map(|write| {
+                let (p, version) = written(write, |p| p.version);
+                Ok(VersionedRow {
+                    id: p.id,
+                    organisation: p.organisation.as_uuid(),
+                    expected: expected_version(version)?,
+                    row: payment_row(p)?,
+                })
             })
             .collect::<Result<_, RepositoryError>>()?;
         Ok(Prepared {
@@ -1154,12 +1193,12 @@ async fn write_changes(
             .await
             .map_err(unavailable)?;
     }
-    for (organisation, is_default, row) in prepared.new_payment_methods {
+    for row in prepared.new_payment_methods {
         use billing_payment_method::Column as M;
-        if is_default {
+        if let (Set(true), Set(organisation)) = (&row.is_default, &row.organisation_id) {
             billing_payment_method::Entity::update_many()
                 .col_expr(M::IsDefault, Expr::value(false))
-                .filter(M::OrganisationId.eq(organisation))
+                .filter(M::OrganisationId.eq(*organisation))
                 .filter(M::IsDefault.eq(true))
                 .exec(txn)
                 .await
@@ -1171,39 +1210,8 @@ async fn write_changes(
             .map_err(|e| conflict_or_unavailable(e, PAYMENT_METHOD_EXISTS))?;
     }
 
-    if let Some((insert, id, expected, row)) = prepared.subscription {
-        use billing_subscription::Column as S;
-        let live = |e| {
-            unique_conflict(
-                e,
-                "live_organisation_id",
-                SUBSCRIPTION_LIVE,
-                SUBSCRIPTION_EXISTS,
-            )
-        };
-        if insert {
-            billing_subscription::Entity::insert(row)
-                .exec_without_returning(txn)
-                .await
-                .map_err(live)?;
-        } else {
-            let mut row = row;
-            // What the subscription was created with stays as it is.
-            row.id = NotSet;
-            row.organisation_id = NotSet;
-            row.created_at = NotSet;
-            let changed = billing_subscription::Entity::update_many()
-                .set(row)
-                .filter(S::Id.eq(id))
-                .filter(S::Version.eq(expected))
-                .exec(txn)
-                .await
-                .map_err(live)?
-                .rows_affected;
-            if changed != 1 {
-                return Err(RepositoryError::Conflict(SUBSCRIPTION_CHANGED));
-            }
-        }
+    if let Some(write) = prepared.subscription {
+        write_subscription(txn, write).await?;
     }
 
     let mut created = Vec::with_capacity(prepared.new_invoices.len());
@@ -1226,19 +1234,20 @@ async fn write_changes(
         });
     }
 
-    for (id, organisation, number, expected, mut row) in prepared.invoices {
+    for write in prepared.invoices {
         use billing_invoice::Column as I;
-        // What the invoice was issued with stays as it is.
+        let mut row = write.row;
+        // What the invoice was issued with stays as it is, its number included.
+        let number = row.number.take().ok_or_else(inconsistent)?;
         row.id = NotSet;
         row.organisation_id = NotSet;
-        row.number = NotSet;
         row.created_at = NotSet;
         let changed = billing_invoice::Entity::update_many()
             .set(row)
-            .filter(I::Id.eq(id))
-            .filter(I::OrganisationId.eq(organisation))
+            .filter(I::Id.eq(write.id))
+            .filter(I::OrganisationId.eq(write.organisation))
             .filter(I::Number.eq(number))
-            .filter(I::Version.eq(expected))
+            .filter(I::Version.eq(write.expected))
             .exec(txn)
             .await
             .map_err(unavailable)?
@@ -1248,32 +1257,8 @@ async fn write_changes(
         }
     }
 
-    for (insert, id, expected, mut row) in prepared.payments {
-        use billing_payment::Column as P;
-        let charge = |e| unique_conflict(e, "processor_charge", CHARGE_RECORDED, PAYMENT_EXISTS);
-        if insert {
-            billing_payment::Entity::insert(row)
-                .exec_without_returning(txn)
-                .await
-                .map_err(charge)?;
-        } else {
-            // What the payment was created for stays as it is.
-            row.id = NotSet;
-            row.organisation_id = NotSet;
-            row.invoice_id = NotSet;
-            row.created_at = NotSet;
-            let changed = billing_payment::Entity::update_many()
-                .set(row)
-                .filter(P::Id.eq(id))
-                .filter(P::Version.eq(expected))
-                .exec(txn)
-                .await
-                .map_err(charge)?
-                .rows_affected;
-            if changed != 1 {
-                return Err(RepositoryError::Conflict(PAYMENT_CHANGED));
-            }
-        }
+    for write in prepared.payments {
+        write_payment(txn, write).await?;
     }
 
     for row in prepared.refunds {
@@ -1297,6 +1282,86 @@ async fn write_changes(
             .map_err(|e| conflict_or_unavailable(e, EVENT_RECORDED))?;
     }
     Ok(created)
+}
+
+/// Inserts a subscription, or updates it where its stored version is the expected
+/// one. Either breaks the unique index when another of the practice's is live.
+async fn write_subscription(
+    txn: &DatabaseTransaction,
+    write: VersionedRow<billing_subscription::ActiveModel>,
+) -> Result<(), RepositoryError> {
+    use billing_subscription::Column as S;
+    let live = |e| {
+        unique_conflict(
+            e,
+            "live_organisation_id",
+            SUBSCRIPTION_LIVE,
+            SUBSCRIPTION_EXISTS,
+        )
+    };
+    let mut row = write.row;
+    let Some(expected) = write.expected else {
+        return billing_subscription::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await
+            .map(drop)
+            .map_err(live);
+    };
+    // What the subscription was created with stays as it is.
+    row.id = NotSet;
+    row.organisation_id = NotSet;
+    row.created_at = NotSet;
+    let changed = billing_subscription::Entity::update_many()
+        .set(row)
+        .filter(S::Id.eq(write.id))
+        .filter(S::OrganisationId.eq(write.organisation))
+        .filter(S::Version.eq(expected))
+        .exec(txn)
+        .await
+        .map_err(live)?
+        .rows_affected;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(RepositoryError::Conflict(SUBSCRIPTION_CHANGED))
+    }
+}
+
+/// Inserts a payment, or updates it where its stored version is the expected one.
+async fn write_payment(
+    txn: &DatabaseTransaction,
+    write: VersionedRow<billing_payment::ActiveModel>,
+) -> Result<(), RepositoryError> {
+    use billing_payment::Column as P;
+    let charge = |e| unique_conflict(e, "processor_charge", CHARGE_RECORDED, PAYMENT_EXISTS);
+    let mut row = write.row;
+    let Some(expected) = write.expected else {
+        return billing_payment::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await
+            .map(drop)
+            .map_err(charge);
+    };
+    // What the payment was created for stays as it is.
+    let invoice = row.invoice_id.take().ok_or_else(inconsistent)?;
+    row.id = NotSet;
+    row.organisation_id = NotSet;
+    row.created_at = NotSet;
+    let changed = billing_payment::Entity::update_many()
+        .set(row)
+        .filter(P::Id.eq(write.id))
+        .filter(P::OrganisationId.eq(write.organisation))
+        .filter(P::InvoiceId.eq(invoice))
+        .filter(P::Version.eq(expected))
+        .exec(txn)
+        .await
+        .map_err(charge)?
+        .rows_affected;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(RepositoryError::Conflict(PAYMENT_CHANGED))
+    }
 }
 
 #[async_trait]
@@ -1548,9 +1613,10 @@ impl BillingRepository for SeaOrmBillingRepository {
             .all(conn)
             .await
             .map_err(unavailable)?;
+        let mut seen = HashSet::new();
         let mut due: Vec<(DateTime<FixedOffset>, billing_subscription::Model)> = Vec::new();
         for row in by_period.into_iter().chain(by_dunning) {
-            if due.iter().any(|(_, seen)| seen.id == row.id) {
+            if !seen.insert(row.id) {
                 continue;
             }
             let at = [Some(row.current_period_end), row.dunning_next_attempt_at]

@@ -8,7 +8,12 @@
 //! `consent` for the consent context's and `clinical` for the clinical records'
 //! ([`SeaOrmClinicalRepository`]: records and their versions, appointments, care
 //! teams, break-glass grants, the exercise library and restrictions, every body
-//! sealed with the subject's data key), re-exported here), and turns constraint
+//! sealed with the subject's data key), and `billing` for the billing context's
+//! ([`SeaOrmBillingRepository`]: plans, tax rates, accounts, cards, subscriptions,
+//! gaplessly numbered invoices, payments, refunds and processor events, money as
+//! integer minor units and every bill-to sealed with the practice's billing key;
+//! [`SeaOrmPracticeUsage`], the plan-limit counts; [`SeaOrmIdempotencyStore`], the
+//! HTTP layer's `Idempotency-Key`s), re-exported here), and turns constraint
 //! violations into the port's own error variants rather than letting a `DbErr`
 //! escape as a 500.
 

@@ -884,6 +884,52 @@ async fn a_stale_update_writes_nothing_of_its_batch(test_db: TestDatabase) {
         ),
         "the payment changed meanwhile; read it again"
     );
+    // A current version of another practice's, or another invoice's, row is not
+    // this row.
+    let elsewhere = next(&paid, |p| {
+        p.organisation = OrganisationId::new();
+        p.version = 2;
+    });
+    let other_invoice = next(&paid, |p| {
+        p.invoice = Uuid::now_v7();
+        p.version = 2;
+    });
+    for moved in [elsewhere, other_invoice] {
+        assert_eq!(
+            conflict(
+                world
+                    .repo
+                    .commit(Changes {
+                        payments: vec![Write::Update(moved)],
+                        ..Changes::default()
+                    })
+                    .await
+            ),
+            "the payment changed meanwhile; read it again"
+        );
+    }
+    let current = world
+        .repo
+        .subscription(practice)
+        .await
+        .expect("reads")
+        .expect("stored");
+    let taken = next(&current, |s| {
+        s.organisation = OrganisationId::new();
+        s.version += 1;
+    });
+    assert_eq!(
+        conflict(
+            world
+                .repo
+                .commit(Changes {
+                    subscription: Some(Write::Update(taken)),
+                    ..Changes::default()
+                })
+                .await
+        ),
+        "the subscription changed meanwhile; read it again"
+    );
     assert_eq!(
         world.repo.payments(first.body.id).await.expect("reads"),
         vec![paid]
@@ -1249,21 +1295,35 @@ async fn invoices_page_newest_first_and_check_versions(test_db: TestDatabase) {
         "the invoice changed meanwhile; read it again"
     );
     // An invoice of another practice, or under another number, is not updated.
-    let moved = next(&voided, |i| {
+    let renumbered = next(&voided, |i| {
         i.number = 9;
         i.version = 3;
     });
+    let elsewhere = next(&voided, |i| {
+        i.body.organisation = OrganisationId::new();
+        i.version = 3;
+    });
+    for moved in [renumbered, elsewhere] {
+        assert_eq!(
+            conflict(
+                world
+                    .repo
+                    .commit(Changes {
+                        invoices: vec![moved],
+                        ..Changes::default()
+                    })
+                    .await
+            ),
+            "the invoice changed meanwhile; read it again"
+        );
+    }
     assert_eq!(
-        conflict(
-            world
-                .repo
-                .commit(Changes {
-                    invoices: vec![moved],
-                    ..Changes::default()
-                })
-                .await
-        ),
-        "the invoice changed meanwhile; read it again"
+        world
+            .repo
+            .invoice(practice, voided.body.id)
+            .await
+            .expect("reads"),
+        Some(voided)
     );
     world.drop().await;
 }

@@ -30,7 +30,11 @@ pub const HISTORY_MONTHS: u32 = 6;
 /// Billing countries, in turn.
 const COUNTRIES: [&str; 5] = ["US", "DE", "GB", "FR", "NL"];
 
-fn context(actor: Actor, organisation: Option<OrganisationId>, at: DateTime<Utc>) -> RequestContext {
+fn context(
+    actor: Actor,
+    organisation: Option<OrganisationId>,
+    at: DateTime<Utc>,
+) -> RequestContext {
     RequestContext::new(
         actor,
         organisation,
@@ -65,7 +69,14 @@ pub async fn catalogue(state: &AppState) -> Result<(), String> {
     let op = operator(SystemClock.now());
     let plans = [
         ("starter", "Starter", "29.00", Interval::Month, 14, Some(25)),
-        ("practice", "Practice", "79.00", Interval::Month, 0, Some(500)),
+        (
+            "practice",
+            "Practice",
+            "79.00",
+            Interval::Month,
+            0,
+            Some(500),
+        ),
         ("clinic", "Clinic", "790.00", Interval::Year, 0, None),
     ];
     for (code, name, price, interval, trial_days, clients) in plans {
@@ -127,7 +138,10 @@ pub async fn practice(
         contact_name: label("contact_name", "Accounts Payable")?,
         email: BillingEmail::parse(&format!("billing-{index}@example.com"))
             .map_err(|e| e.to_string())?,
-        address_lines: vec![label("address_lines", &format!("{} Harbour Street", 10 + index % 90))?],
+        address_lines: vec![label(
+            "address_lines",
+            &format!("{} Harbour Street", 10 + index % 90),
+        )?],
         city: label("city", "Springfield")?,
         postal_code: label("postal_code", &format!("{:05}", 10_000 + index % 89_999))?,
         country: Country::parse(country).map_err(|e| e.to_string())?,

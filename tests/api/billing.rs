@@ -1022,3 +1022,58 @@ both_databases!(async fn every_money_moving_operation_leaves_an_audit_event(app)
     assert!(denied.iter().any(|e| e.denied.is_some()), "{denied:?}");
     app.stop().await;
 });
+
+both_databases!(async fn the_billing_contact_is_exported_then_anonymised_while_invoices_are_retained(app) {
+    use kernel::PersonalData as _;
+    use kernel::personal_data::RecordFate;
+    let operator = app.operator_session("operator@example.com").await;
+    let p = Practice::new(&app, "owner@example.com").await;
+    plan(&app, &operator, "basic", money("30.00", "EUR"), json!({})).await;
+    account(&app, &p, "DE").await;
+    card(&app, &p, "tok_visa").await;
+    let (status, change) = subscribe(&app, &p, "basic").await;
+    assert_eq!(status, 201, "{change}");
+    let invoice = change["invoice"]["id"].as_str().expect("an invoice").to_owned();
+
+    // The subject behind the owner, as the rights engine would know it.
+    let user = kernel::UserId::from_uuid(p.owner_id.parse().expect("a UUID"));
+    let member = kernel::RequestContext::new(
+        kernel::Actor::Member { user, roles: kernel::RoleSet::EMPTY },
+        None,
+        kernel::Purpose::SubjectRequest,
+        kernel::RequestId::new(),
+        kernel::ClientInfo::default(),
+        app.state().clock().now(),
+    );
+    let (me, _) = app.state().identity().me(&member).await.expect("the account");
+    let port = app.state().billing_personal_data().clone();
+    let ctx = kernel::RequestContext::system("rights", kernel::Purpose::SubjectRequest, app.state().clock().now());
+
+    let export = port.export(&ctx, me.subject).await.expect("export");
+    let kinds: Vec<&str> = export.iter().map(|r| r.resource.kind).collect();
+    assert_eq!(kinds, vec!["billing_account", "invoice", "payment_method"]);
+    assert_eq!(export[0].data["bill_to"]["contact_name"], "Ada Lovelace");
+    assert_eq!(export[1].data["number"], "INV-000001");
+    assert_eq!(export[2].data["last4"], "4242");
+
+    let outcomes = port.erase(&ctx, me.subject).await.expect("erase");
+    let retained: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o.fate, RecordFate::Retained { .. }))
+        .map(|o| o.resource.id.to_string())
+        .collect();
+    assert_eq!(retained, vec![invoice.clone()]);
+    assert!(outcomes.iter().any(|o| o.resource.kind == "billing_account" && o.fate == RecordFate::Anonymised));
+
+    // Over the API: the account's contact is anonymised, the invoice kept as issued.
+    let (_, account) = get(&app, &p.billing("/account"), &p.admin).await;
+    assert_eq!(account["contact_name"], "Erased contact");
+    assert_eq!(account["legal_name"], "Harbour Physiotherapy Ltd");
+    assert_eq!(account["anonymised"], true);
+    let (_, detail) = get(&app, &p.billing(&format!("/invoices/{invoice}")), &p.admin).await;
+    assert_eq!(detail["invoice"]["bill_to"]["contact_name"], "Ada Lovelace");
+    // A second erasure changes nothing more.
+    let again = port.erase(&ctx, me.subject).await.expect("again");
+    assert!(again.iter().all(|o| o.fate != RecordFate::Anonymised));
+    app.stop().await;
+});

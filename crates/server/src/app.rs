@@ -345,7 +345,7 @@ fn compose(
                 database.clone(),
                 keyring.clone(),
             )),
-            accounts: Arc::new(accounts),
+            accounts: Arc::new(accounts.clone()),
             clock: clock.clone(),
             api_keys: Arc::new(SeaOrmApiKeyRepository::new(database.clone())),
             operators: Arc::new(SeaOrmOperatorRepository::new(database.clone())),
@@ -391,6 +391,11 @@ fn compose(
         },
         billing.config,
     );
+    let billing_personal_data = Arc::new(billing::personal_data::BillingPersonalData::new(
+        billing_service.repository().clone(),
+        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(accounts))),
+        billing_service.config().invoice_retention.clone(),
+    ));
     let idempotency = crate::idempotency::Keys::new(store::SeaOrmIdempotencyStore::new(
         database.clone(),
         keyring.clone(),
@@ -404,6 +409,7 @@ fn compose(
             consent,
             clinical,
             billing: billing_service,
+            billing_personal_data,
             webhook_signer: billing.signer,
             idempotency,
         },

@@ -1,5 +1,6 @@
 //! The billing context's adapters that live in the composition root: billing
-//! notices sent to the practice's admins through identity's outbox.
+//! notices sent to the practice's admins through identity's outbox, and the
+//! subject-to-person lookup billing's `PersonalData` port finds people by.
 
 use std::sync::Arc;
 
@@ -86,6 +87,41 @@ impl BillingNotifier for IdentityBillingNotices {
             )
             .await
             .map(drop)
+            .map_err(|e| RepositoryError::Unavailable(Box::new(e)))
+    }
+}
+
+/// Finds the person behind a data subject through identity's accounts, for
+/// [`billing::personal_data::BillingPersonalData`]. An erased account is still
+/// found: its invoices are retained and reported.
+pub struct IdentitySubjects {
+    accounts: Arc<dyn identity::ports::AccountRepository>,
+}
+
+impl IdentitySubjects {
+    /// The lookup over identity's account repository.
+    #[must_use]
+    pub fn new(accounts: Arc<dyn identity::ports::AccountRepository>) -> Self {
+        Self { accounts }
+    }
+}
+
+impl std::fmt::Debug for IdentitySubjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySubjects").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl billing::personal_data::SubjectDirectory for IdentitySubjects {
+    async fn user_of(
+        &self,
+        subject: kernel::SubjectId,
+    ) -> Result<Option<kernel::UserId>, RepositoryError> {
+        self.accounts
+            .account_of_subject(subject)
+            .await
+            .map(|found| found.map(|(user, _erased)| user))
             .map_err(|e| RepositoryError::Unavailable(Box::new(e)))
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use audit::AuditService;
 use billing::BillingService;
+use billing::personal_data::BillingPersonalData;
 use clinical::ClinicalService;
 use consent::ConsentService;
 use crypto::{Keyring, WebhookSigner};
@@ -34,6 +35,8 @@ pub struct Services {
     pub clinical: ClinicalService,
     /// The billing context.
     pub billing: BillingService,
+    /// Billing's part of the rights engine's `PersonalData` port.
+    pub billing_personal_data: Arc<BillingPersonalData>,
     /// Verifies the payment processor's webhook signatures.
     pub webhook_signer: WebhookSigner,
     /// The `Idempotency-Key`s of operations a client may retry.
@@ -102,6 +105,13 @@ impl AppState {
     #[must_use]
     pub fn billing(&self) -> &BillingService {
         &self.inner.services.billing
+    }
+
+    /// Billing's `PersonalData` port (export and erasure of a billing contact), for
+    /// the rights engine.
+    #[must_use]
+    pub fn billing_personal_data(&self) -> &Arc<BillingPersonalData> {
+        &self.inner.services.billing_personal_data
     }
 
     /// The payment processor's webhook signatures, under the configured secret.

@@ -444,6 +444,7 @@ impl BillingApi {
         auth: SessionAuth,
         organisation_id: Path<Uuid>,
         /// Only invoices numbered below this: the previous page's `next_before`.
+        #[oai(validator(minimum(value = "1"), maximum(value = "9007199254740991")))]
         before: Query<Option<u64>>,
         /// 1 to 100, default 20.
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]

@@ -1,0 +1,18 @@
+//! The data-rights context (issue #8): one engine for HIPAA, GDPR and CCPA
+//! requests, which touches personal data only through every context's
+//! `kernel::PersonalData` port.
+//!
+//! So far, the groundwork that needs nothing else:
+//! - [`request`]: a request's kind, subject, requester, regime, status and history,
+//!   and the status changes the law allows;
+//! - [`deadline`]: each law's clock (due, extension, notice of extension, CCPA
+//!   acknowledgement) and the privacy officer's "nearing" window.
+//!
+//! Verification, execution through the contexts, the right to know, retention,
+//! de-identification, storage and the API come with the rest of the issue.
+
+pub mod deadline;
+pub mod request;
+
+pub use deadline::{Deadlines, Period, Rule};
+pub use request::{RequestKind, RequestStatus, Requester, RightsRequest};

@@ -6,11 +6,14 @@
 //! - [`request`]: a request's kind, subject, requester, regime, status and history,
 //!   and the status changes the law allows;
 //! - [`deadline`]: each law's clock (due, extension, notice of extension, CCPA
-//!   acknowledgement) and the privacy officer's "nearing" window.
+//!   acknowledgement) and the privacy officer's "nearing" window;
+//! - [`authority`]: an authorised agent's proof of authority (document reference,
+//!   scope, expiry, the subject's confirmation) and whether it lets them act.
 //!
-//! Verification, execution through the contexts, the right to know, retention,
+//! Identity verification of other requesters, execution through the contexts, the right to know, retention,
 //! de-identification, storage and the API come with the rest of the issue.
 
+pub mod authority;
 pub mod deadline;
 pub mod request;
 

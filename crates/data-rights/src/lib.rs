@@ -8,13 +8,16 @@
 //! - [`deadline`]: each law's clock (due, extension, notice of extension, CCPA
 //!   acknowledgement) and the privacy officer's "nearing" window;
 //! - [`authority`]: an authorised agent's proof of authority (document reference,
-//!   scope, expiry, the subject's confirmation) and whether it lets them act.
+//!   scope, expiry, the subject's confirmation) and whether it lets them act;
+//! - [`know`]: the CCPA right-to-know report over 12 months, from the contexts'
+//!   data maps and the subject's records.
 //!
-//! Identity verification of other requesters, execution through the contexts, the right to know, retention,
+//! Identity verification of other requesters, execution through the contexts, retention,
 //! de-identification, storage and the API come with the rest of the issue.
 
 pub mod authority;
 pub mod deadline;
+pub mod know;
 pub mod request;
 
 pub use deadline::{Deadlines, Period, Rule};

@@ -298,6 +298,24 @@ impl RightsRequest {
                 .is_nearing(matches!(self.status, RequestStatus::Extended), now)
     }
 
+    /// Whether `self` is an open request identical to one asking for `kind` about
+    /// `subject` under `regime` by the same person: filing it again returns this
+    /// one instead of opening a second.
+    #[must_use]
+    pub fn duplicates(
+        &self,
+        kind: RequestKind,
+        subject: SubjectId,
+        regime: Regime,
+        requester: &Requester,
+    ) -> bool {
+        !self.status.is_final()
+            && self.kind == kind
+            && self.subject == subject
+            && self.regime == regime
+            && self.requester == *requester
+    }
+
     /// Moves the request to `next` at `at`, by `by`, recording it in the history.
     ///
     /// # Errors
@@ -349,6 +367,36 @@ mod tests {
         assert!(RequestKind::AccountingOfDisclosures.exists_under(Regime::Hipaa));
         assert!(!RequestKind::AccountingOfDisclosures.exists_under(Regime::Ccpa));
         assert!(RequestKind::Erasure.exists_under(Regime::Hipaa));
+    }
+
+    #[test]
+    fn an_identical_open_request_is_a_duplicate_until_it_closes() {
+        let user = UserId::new();
+        let subject = SubjectId::new();
+        let me = Requester::Subject { user };
+        let mut request = RightsRequest::receive(
+            RequestKind::Erasure,
+            subject,
+            me,
+            Regime::Gdpr,
+            at("2026-11-24T10:00:00Z"),
+        );
+        assert!(request.duplicates(RequestKind::Erasure, subject, Regime::Gdpr, &me));
+        assert!(!request.duplicates(RequestKind::Access, subject, Regime::Gdpr, &me));
+        assert!(!request.duplicates(RequestKind::Erasure, subject, Regime::Ccpa, &me));
+        assert!(!request.duplicates(
+            RequestKind::Erasure,
+            subject,
+            Regime::Gdpr,
+            &Requester::Guardian { user }
+        ));
+        request
+            .advance(RequestStatus::InProgress, at("2026-11-25T10:00:00Z"), None)
+            .expect("start");
+        request
+            .advance(RequestStatus::Completed, at("2026-11-26T10:00:00Z"), None)
+            .expect("done");
+        assert!(!request.duplicates(RequestKind::Erasure, subject, Regime::Gdpr, &me));
     }
 
     #[test]

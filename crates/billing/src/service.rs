@@ -1510,10 +1510,8 @@ impl BillingService {
                 .await?;
                 let organisation_notice = notice.take().map(|n| (organisation, n));
                 changes.webhook_event = Some(record.clone());
-                match self.repo().commit(changes).await {
-                    Ok(_) => {}
-                    Err(RepositoryError::Conflict(_)) => return Ok(EventReceipt::Duplicate),
-                    Err(e) => return Err(e.into()),
+                if let Some(receipt) = self.record_event(changes, &record.id).await? {
+                    return Ok(receipt);
                 }
                 if let Some((organisation, notice)) = organisation_notice {
                     self.notify(organisation, &notice).await;
@@ -1522,9 +1520,29 @@ impl BillingService {
             }
         }
         changes.webhook_event = Some(record.clone());
+        Ok(self
+            .record_event(changes, &record.id)
+            .await?
+            .unwrap_or(EventReceipt::Recorded(record.outcome)))
+    }
+
+    /// Commits an event's changes with its record. A conflict is a duplicate when
+    /// another delivery of the same event was recorded meanwhile (`Some`); any other
+    /// conflict is the caller's error.
+    async fn record_event(
+        &self,
+        changes: Changes,
+        id: &str,
+    ) -> Result<Option<EventReceipt>, BillingError> {
         match self.repo().commit(changes).await {
-            Ok(_) => Ok(EventReceipt::Recorded(record.outcome)),
-            Err(RepositoryError::Conflict(_)) => Ok(EventReceipt::Duplicate),
+            Ok(_) => Ok(None),
+            Err(RepositoryError::Conflict(rule)) => {
+                if self.repo().webhook_event(id).await?.is_some() {
+                    Ok(Some(EventReceipt::Duplicate))
+                } else {
+                    Err(BillingError::Conflict(rule))
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -2060,22 +2078,21 @@ impl BillingService {
                     invoice.paid_at = Some(now);
                 }
                 invoice.version += 1;
-                if let Some(s) = subscription.as_mut() {
-                    if s.status == SubscriptionStatus::PastDue
-                        || s.status == SubscriptionStatus::Trialing
-                        || s.dunning.is_some_and(|d| d.invoice == invoice.body.id)
-                    {
+                // Only a live subscription waiting on this payment changes; an
+                // active one, or one that already ended, is left as it is.
+                subscription = subscription
+                    .filter(|s| {
+                        s.status.is_live()
+                            && (s.status != SubscriptionStatus::Active
+                                || s.dunning.is_some_and(|d| d.invoice == invoice.body.id))
+                    })
+                    .map(|mut s| {
                         s.dunning = None;
-                        if s.status.is_live() {
-                            s.status = SubscriptionStatus::Active;
-                        }
+                        s.status = SubscriptionStatus::Active;
                         s.trial_end = s.trial_end.filter(|t| *t > now);
                         s.version += 1;
-                    } else if s.status == SubscriptionStatus::Active {
-                        // Nothing changes; the write is skipped.
-                        subscription = None;
-                    }
-                }
+                        s
+                    });
                 notice = Some(BillingNotice::PaymentSucceeded {
                     invoice_number: invoice.display_number(),
                     amount: format_money(payment.amount),

@@ -1019,3 +1019,56 @@ async fn the_billing_contact_is_exported_and_anonymised_while_invoices_are_retai
     let again = port.erase(&ctx, subject).await.expect("again");
     assert!(again.iter().all(|o| o.fate != RecordFate::Anonymised));
 }
+
+#[tokio::test]
+async fn a_late_success_for_an_ended_subscription_is_applied_to_its_invoice() {
+    let w = World::new();
+    w.practice("tok_visa_action_required").await;
+    let error = w
+        .service
+        .subscribe(&w.admin("2026-01-01T00:00:00Z"), w.org, &code("basic"))
+        .await
+        .expect_err("needs the card holder");
+    let BillingError::PaymentFailed { payment, .. } = error else {
+        panic!("expected PaymentFailed, got {error:?}");
+    };
+    w.service
+        .cancel(&w.admin("2026-01-02T00:00:00Z"), w.org)
+        .await
+        .expect("canceled at period end");
+    w.service
+        .run_due(&w.system("2026-02-01T00:00:00Z"), 100)
+        .await
+        .expect("run");
+    let ended = w
+        .repo
+        .subscription(w.org)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(ended.status, SubscriptionStatus::Canceled);
+    let receipt = w
+        .service
+        .handle_event(
+            &w.system("2026-02-02T00:00:00Z"),
+            event(
+                "evt_late",
+                "charge.succeeded",
+                &SandboxProcessor::charge_ref(payment),
+                "2026-02-01T12:00:00Z",
+                300,
+            ),
+        )
+        .await
+        .expect("recorded");
+    assert_eq!(receipt, EventReceipt::Recorded(WebhookOutcome::Applied));
+    let invoice = &w.repo.invoices(w.org, None, 1).await.expect("page").items[0];
+    assert_eq!(invoice.body.status, InvoiceStatus::Paid);
+    let after = w
+        .repo
+        .subscription(w.org)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(after, ended, "an ended subscription stays as it ended");
+}

@@ -56,15 +56,6 @@ impl Period {
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
-
-    const fn plus(self, other: Self) -> Self {
-        match (self, other) {
-            (Self::Days(a), Self::Days(b)) => Self::Days(a + b),
-            (Self::Months(a), Self::Months(b)) => Self::Months(a + b),
-            // Not used by any rule: every rule extends in its own unit.
-            (Self::Days(a), Self::Months(_)) | (Self::Months(_), Self::Days(a)) => Self::Days(a),
-        }
-    }
 }
 
 /// One law's clock for one kind of request.
@@ -72,8 +63,8 @@ impl Period {
 pub struct Rule {
     /// The time to answer.
     pub due: Period,
-    /// How much longer an extension gives.
-    pub extension: Period,
+    /// The whole time to answer once extended, counted from receipt.
+    pub extended: Period,
     /// The citation the deadline comes from.
     pub citation: &'static str,
     /// CCPA: business days to acknowledge receipt.
@@ -86,38 +77,38 @@ pub const fn rule(regime: Regime, kind: RequestKind) -> Rule {
     match regime {
         Regime::Gdpr => Rule {
             due: Period::Months(1),
-            extension: Period::Months(2),
+            extended: Period::Months(3),
             citation: "GDPR Art. 12(3)",
             acknowledge_business_days: None,
         },
         Regime::Ccpa => Rule {
             due: Period::Days(45),
-            extension: Period::Days(45),
+            extended: Period::Days(90),
             citation: "Cal. Civ. Code 1798.130(a)(2); 11 CCR 7021",
             acknowledge_business_days: Some(10),
         },
         Regime::Hipaa => match kind {
             RequestKind::Access | RequestKind::Portability => Rule {
                 due: Period::Days(30),
-                extension: Period::Days(30),
+                extended: Period::Days(60),
                 citation: "45 CFR 164.524(b)(2)",
                 acknowledge_business_days: None,
             },
             RequestKind::Rectification => Rule {
                 due: Period::Days(60),
-                extension: Period::Days(30),
+                extended: Period::Days(90),
                 citation: "45 CFR 164.526(b)(2)",
                 acknowledge_business_days: None,
             },
             RequestKind::AccountingOfDisclosures => Rule {
                 due: Period::Days(60),
-                extension: Period::Days(30),
+                extended: Period::Days(90),
                 citation: "45 CFR 164.528(c)(1)",
                 acknowledge_business_days: None,
             },
             _ => Rule {
                 due: Period::Days(30),
-                extension: Period::Days(30),
+                extended: Period::Days(60),
                 citation: "Custodia policy (the HIPAA Privacy Rule sets no deadline for this request)",
                 acknowledge_business_days: None,
             },
@@ -148,7 +139,7 @@ impl Deadlines {
         let due_at = rule.due.after(received_at);
         Self {
             due_at,
-            extended_due_at: rule.due.plus(rule.extension).after(received_at),
+            extended_due_at: rule.extended.after(received_at),
             extension_notice_by: due_at,
             acknowledge_by: rule
                 .acknowledge_business_days

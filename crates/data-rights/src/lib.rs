@@ -16,8 +16,11 @@
 //! de-identification, storage and the API come with the rest of the issue.
 
 pub mod authority;
+pub mod case;
 pub mod deadline;
+pub mod ids;
 pub mod know;
+pub mod ports;
 pub mod request;
 
 pub use deadline::{Deadlines, Period, Rule};

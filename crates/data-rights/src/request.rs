@@ -11,10 +11,12 @@
 //! (D8); anyone else's waits for verification. Completed and denied are final.
 
 use chrono::{DateTime, Utc};
-use kernel::{LegalGround, Regime, SubjectId, UserId};
+use kernel::personal_data::ErasureOutcome;
+use kernel::{DataCategory, LegalGround, OrganisationId, Purpose, Regime, SubjectId, UserId};
 use serde::Serialize;
 
 use crate::deadline::Deadlines;
+use crate::ids::RightsRequestId;
 
 /// What the person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -225,6 +227,13 @@ pub enum TransitionError {
 /// A rights request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RightsRequest {
+    /// Its id.
+    pub id: RightsRequestId,
+    /// The practice whose privacy officer works it: the subject's home practice
+    /// (the covered entity, or the controller).
+    pub organisation: OrganisationId,
+    /// What exactly is asked, for the kinds that need more than the kind.
+    pub detail: RequestDetail,
     /// What is asked.
     pub kind: RequestKind,
     /// Whose data.
@@ -241,6 +250,96 @@ pub struct RightsRequest {
     pub status: RequestStatus,
     /// Every status it went through, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// What was done, once it was.
+    pub result: Option<RequestResult>,
+    /// Bumped by every stored change; a write from a stale copy is refused.
+    pub version: u32,
+}
+
+/// What a request asks beyond its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "detail", rename_all = "snake_case")]
+pub enum RequestDetail {
+    /// Nothing more (access, erasure, portability, the CCPA kinds, accounting).
+    None,
+    /// A correction of one field of one record, in the owning context (D2).
+    Rectification {
+        /// The context that holds the record (`identity`, `clinical`, ...).
+        context: String,
+        /// The record's kind, as the export names it.
+        resource_kind: String,
+        /// The record's id, as the export names it.
+        resource_id: uuid::Uuid,
+        /// The field, by its export-schema name.
+        field: String,
+        /// The corrected value, as JSON text (it may be health data: never logged).
+        value: String,
+    },
+    /// Restriction of processing (D4): every category, or these; or its lifting.
+    Restriction {
+        /// The categories; empty means every category.
+        categories: Vec<DataCategory>,
+        /// Whether an earlier restriction is lifted instead.
+        lift: bool,
+    },
+    /// An objection to processing for a purpose (D6).
+    Objection {
+        /// The purpose objected to.
+        purpose: Purpose,
+    },
+    /// Withdrawal of a consent given for a purpose, to a recipient or all (D7).
+    Withdrawal {
+        /// The purpose.
+        purpose: Purpose,
+        /// The recipient the consent named, if it named one.
+        recipient: Option<String>,
+    },
+}
+
+impl RequestDetail {
+    /// Whether this detail fits `kind`: each kind needing more than itself has
+    /// exactly its own detail, and the others none.
+    #[must_use]
+    pub const fn fits(&self, kind: RequestKind) -> bool {
+        matches!(
+            (kind, self),
+            (RequestKind::Rectification, Self::Rectification { .. })
+                | (RequestKind::Restriction, Self::Restriction { .. })
+                | (RequestKind::Objection, Self::Objection { .. })
+                | (RequestKind::Withdrawal, Self::Withdrawal { .. })
+                | (
+                    RequestKind::Access
+                        | RequestKind::Erasure
+                        | RequestKind::Portability
+                        | RequestKind::CcpaKnow
+                        | RequestKind::CcpaDelete
+                        | RequestKind::AccountingOfDisclosures,
+                    Self::None
+                )
+        )
+    }
+}
+
+/// What carrying a request out produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RequestResult {
+    /// A downloadable archive (access, portability, CCPA know, accounting of
+    /// disclosures): its SHA-256 and size. The archive itself is stored sealed
+    /// under the subject's data key.
+    Archive {
+        /// The archive's SHA-256, lowercase hex.
+        sha256: String,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// Every record's fate on erasure, with the ground of whatever was retained.
+    Erasure {
+        /// One outcome per record, per context.
+        outcomes: Vec<ErasureOutcome>,
+    },
+    /// The change was made (rectification, restriction, objection, withdrawal).
+    Applied,
 }
 
 impl RightsRequest {
@@ -248,13 +347,18 @@ impl RightsRequest {
     /// verified at once (they are signed in); anyone else's waits for verification.
     #[must_use]
     pub fn receive(
+        organisation: OrganisationId,
         kind: RequestKind,
         subject: SubjectId,
         requester: Requester,
         regime: Regime,
+        detail: RequestDetail,
         received_at: DateTime<Utc>,
     ) -> Self {
         let mut request = Self {
+            id: RightsRequestId::new(),
+            organisation,
+            detail,
             kind,
             subject,
             requester,
@@ -267,6 +371,8 @@ impl RightsRequest {
                 status: RequestStatus::Received,
                 by: Some(requester.user()),
             }],
+            result: None,
+            version: 0,
         };
         let next = match requester {
             Requester::Subject { .. } => RequestStatus::Verified,
@@ -308,8 +414,10 @@ impl RightsRequest {
         subject: SubjectId,
         regime: Regime,
         requester: &Requester,
+        detail: &RequestDetail,
     ) -> bool {
         !self.status.is_final()
+            && self.detail == *detail
             && self.kind == kind
             && self.subject == subject
             && self.regime == regime
@@ -375,20 +483,50 @@ mod tests {
         let subject = SubjectId::new();
         let me = Requester::Subject { user };
         let mut request = RightsRequest::receive(
+            OrganisationId::new(),
             RequestKind::Erasure,
             subject,
             me,
             Regime::Gdpr,
+            RequestDetail::None,
             at("2026-11-24T10:00:00Z"),
         );
-        assert!(request.duplicates(RequestKind::Erasure, subject, Regime::Gdpr, &me));
-        assert!(!request.duplicates(RequestKind::Access, subject, Regime::Gdpr, &me));
-        assert!(!request.duplicates(RequestKind::Erasure, subject, Regime::Ccpa, &me));
+        assert!(request.duplicates(
+            RequestKind::Erasure,
+            subject,
+            Regime::Gdpr,
+            &me,
+            &RequestDetail::None
+        ));
+        assert!(!request.duplicates(
+            RequestKind::Access,
+            subject,
+            Regime::Gdpr,
+            &me,
+            &RequestDetail::None
+        ));
+        assert!(!request.duplicates(
+            RequestKind::Erasure,
+            subject,
+            Regime::Ccpa,
+            &me,
+            &RequestDetail::None
+        ));
         assert!(!request.duplicates(
             RequestKind::Erasure,
             subject,
             Regime::Gdpr,
-            &Requester::Guardian { user }
+            &Requester::Guardian { user },
+            &RequestDetail::None
+        ));
+        assert!(!request.duplicates(
+            RequestKind::Erasure,
+            subject,
+            Regime::Gdpr,
+            &me,
+            &RequestDetail::Objection {
+                purpose: Purpose::MarketingEmail
+            }
         ));
         request
             .advance(RequestStatus::InProgress, at("2026-11-25T10:00:00Z"), None)
@@ -396,29 +534,39 @@ mod tests {
         request
             .advance(RequestStatus::Completed, at("2026-11-26T10:00:00Z"), None)
             .expect("done");
-        assert!(!request.duplicates(RequestKind::Erasure, subject, Regime::Gdpr, &me));
+        assert!(!request.duplicates(
+            RequestKind::Erasure,
+            subject,
+            Regime::Gdpr,
+            &me,
+            &RequestDetail::None
+        ));
     }
 
     #[test]
     fn the_subject_is_verified_at_once_and_others_wait() {
         let own = RightsRequest::receive(
+            OrganisationId::new(),
             RequestKind::Access,
             SubjectId::new(),
             Requester::Subject {
                 user: UserId::new(),
             },
             Regime::Gdpr,
+            RequestDetail::None,
             at("2026-11-24T10:00:00Z"),
         );
         assert_eq!(own.status, RequestStatus::Verified);
         assert_eq!(own.history.len(), 2);
         let agent = RightsRequest::receive(
+            OrganisationId::new(),
             RequestKind::CcpaDelete,
             SubjectId::new(),
             Requester::AuthorisedAgent {
                 user: UserId::new(),
             },
             Regime::Ccpa,
+            RequestDetail::None,
             at("2026-11-24T10:00:00Z"),
         );
         assert_eq!(agent.status, RequestStatus::AwaitingVerification);
@@ -427,12 +575,14 @@ mod tests {
     #[test]
     fn statuses_follow_the_law_and_extensions_must_be_announced_in_time() {
         let mut request = RightsRequest::receive(
+            OrganisationId::new(),
             RequestKind::Access,
             SubjectId::new(),
             Requester::Subject {
                 user: UserId::new(),
             },
             Regime::Hipaa,
+            RequestDetail::None,
             at("2026-01-01T00:00:00Z"),
         );
         assert_eq!(

@@ -15,6 +15,7 @@
 //! Identity verification of other requesters, execution through the contexts, retention,
 //! de-identification, storage and the API come with the rest of the issue.
 
+pub mod archive;
 pub mod authority;
 pub mod case;
 pub mod deadline;
@@ -22,6 +23,8 @@ pub mod ids;
 pub mod know;
 pub mod ports;
 pub mod request;
+pub mod service;
+pub mod statements;
 
 pub use deadline::{Deadlines, Period, Rule};
 pub use request::{RequestKind, RequestStatus, Requester, RightsRequest};

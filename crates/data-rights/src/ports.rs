@@ -171,9 +171,6 @@ pub trait People: Send + Sync + 'static {
         organisation: OrganisationId,
         user: UserId,
     ) -> Result<bool, PortError>;
-    /// The account with this email, if any (an agent names the person they act for
-    /// by email; the answer never tells them whether it exists).
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, PortError>;
 }
 
 /// A change to the consent ledger the engine asks for (D4, D6, D7). The consent

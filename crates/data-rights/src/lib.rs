@@ -21,6 +21,7 @@ pub mod case;
 pub mod deadline;
 pub mod ids;
 pub mod know;
+pub mod memory;
 pub mod ports;
 pub mod request;
 pub mod service;

@@ -1602,3 +1602,6 @@ fn check_detail(detail: &RequestDetail) -> Result<(), RightsError> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

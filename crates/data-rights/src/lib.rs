@@ -10,13 +10,17 @@
 //! - [`authority`]: an authorised agent's proof of authority (document reference,
 //!   scope, expiry, the subject's confirmation) and whether it lets them act;
 //! - [`know`]: the CCPA right-to-know report over 12 months, from the contexts'
-//!   data maps and the subject's records.
+//!   data maps and the subject's records;
+//! - [`deidentify`]: HIPAA Safe Harbor de-identification of one subject's exported
+//!   records, with only the categories their consent allows, for research and
+//!   analytics (U5) and for what may outlive erasure (R3).
 //!
 //! Identity verification of other requesters, execution through the contexts, retention,
-//! de-identification, storage and the API come with the rest of the issue.
+//! storage and the API come with the rest of the issue.
 
 pub mod authority;
 pub mod deadline;
+pub mod deidentify;
 pub mod know;
 pub mod request;
 

@@ -2,7 +2,7 @@
 //! requests, which touches personal data only through every context's
 //! `kernel::PersonalData` port.
 //!
-//! So far, the groundwork that needs nothing else:
+//! The engine and what it is made of:
 //! - [`request`]: a request's kind, subject, requester, regime, status and history,
 //!   and the status changes the law allows;
 //! - [`deadline`]: each law's clock (due, extension, notice of extension, CCPA
@@ -10,15 +10,28 @@
 //! - [`authority`]: an authorised agent's proof of authority (document reference,
 //!   scope, expiry, the subject's confirmation) and whether it lets them act;
 //! - [`know`]: the CCPA right-to-know report over 12 months, from the contexts'
-//!   data maps and the subject's records.
+//!   data maps and the subject's records;
+//! - [`deidentify`]: HIPAA Safe Harbor de-identification of one subject's exported
+//!   records, with only the categories their consent allows, for research and
+//!   analytics (U5) and for what may outlive erasure (R3).
 //!
-//! Identity verification of other requesters, execution through the contexts, retention,
-//! de-identification, storage and the API come with the rest of the issue.
+//! - [`service`]: the engine — filing with the caller's authority checked,
+//!   verification, the privacy officer's queue, execution through the contexts
+//!   (archives, journaled erasure and crypto-shredding, rectification, the consent
+//!   path), privacy and security [`case`]s;
+//! - [`archive`]: the files of an answer's archive and the export's JSON Schema;
+//! - [`statements`]: what every answer states (D13);
+//! - [`ports`]: storage, people, the consent ledger, subject keys, the packer;
+//!   [`memory`] is the storage in memory for tests.
+//!
+//! Storage is `store::SeaOrmRightsRepository`; the HTTP API and the adapters are
+//! the server's. See `docs/data-rights.md`.
 
 pub mod archive;
 pub mod authority;
 pub mod case;
 pub mod deadline;
+pub mod deidentify;
 pub mod ids;
 pub mod know;
 pub mod memory;

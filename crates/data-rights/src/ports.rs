@@ -165,6 +165,14 @@ pub trait People: Send + Sync + 'static {
     async fn person_of_subject(&self, subject: SubjectId) -> Result<Option<Person>, PortError>;
     /// Whether `guardian` is a recorded guardian of `minor`.
     async fn is_guardian(&self, guardian: UserId, minor: UserId) -> Result<bool, PortError>;
+    /// The practice's clients after `after` (by account id), at most `limit`:
+    /// the population of a de-identified extract.
+    async fn clients_of(
+        &self,
+        organisation: OrganisationId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Person>, PortError>;
     /// Whether `user` is a client of `organisation`.
     async fn is_client(
         &self,
@@ -224,8 +232,6 @@ pub trait ConsentLedger: Send + Sync + 'static {
         requester: Requester,
         instruction: ConsentInstruction,
     ) -> Result<(), ConsentLedgerError>;
-    /// Whether the subject's consent allows `purpose` now (research export).
-    async fn allows(&self, subject: SubjectId, purpose: Purpose) -> Result<bool, PortError>;
 }
 
 /// The subject's data keys, for crypto-shredding on erasure.

@@ -35,8 +35,9 @@ use kernel::personal_data::{
     RestrictionScope,
 };
 use kernel::{
-    Actor, AuditAction, AuditEvent, AuditOutcome, AuditSink, DataCategory, LegalGround,
-    OrganisationId, Purpose, Regime, RequestContext, ResourceRef, Role, SubjectId, UserId,
+    Actor, AuditAction, AuditEvent, AuditOutcome, AuditSink, ConsentGate, ConsentQuery,
+    DataCategory, LegalGround, OrganisationId, Purpose, Recipient, Regime, RequestContext,
+    ResourceRef, Role, SubjectId, UserId,
 };
 
 use crate::archive;
@@ -64,6 +65,28 @@ pub mod resource {
     pub const AUTHORITY: &str = "rights_authority";
     /// A privacy or security case.
     pub const CASE: &str = "privacy_case";
+    /// A de-identified research extract.
+    pub const RESEARCH_EXTRACT: &str = "research_extract";
+}
+
+/// How many clients a research extract reads per page.
+pub const EXTRACT_PAGE: u32 = 200;
+
+/// The contexts a research extract reads: identity (the birth date), clinical.
+const EXTRACT_CONTEXTS: [&str; 2] = ["identity", "clinical"];
+
+/// A de-identified extract of a practice's clients (U5, R3).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResearchExtract {
+    /// For what: research or analytics.
+    pub purpose: Purpose,
+    /// When it was made.
+    pub generated_at: DateTime<Utc>,
+    /// The clients considered.
+    pub considered: u64,
+    /// One entry per client whose consent allows the purpose for some category,
+    /// each under a random id (extracts cannot be linked to each other).
+    pub subjects: Vec<crate::deidentify::ResearchSubject>,
 }
 
 /// The journal name of the data-key step of an erasure.
@@ -231,6 +254,8 @@ pub struct RightsPorts {
     pub packer: Arc<dyn ArchivePacker>,
     /// The audit log.
     pub audit: Arc<dyn AuditSink>,
+    /// The consent gate, asked which categories a research extract may use.
+    pub gate: Arc<dyn ConsentGate>,
 }
 
 impl std::fmt::Debug for RightsPorts {
@@ -1395,6 +1420,130 @@ impl RightsService {
             }
         }
         Ok(RequestResult::Applied)
+    }
+
+    // -------------------------------------------------------------- research
+
+    /// A Safe Harbor de-identified extract of the practice's clients for
+    /// `purpose` (research or analytics), for its privacy officer: only the
+    /// categories each client's consent allows, only clients it allows some for.
+    /// One audit event names each client read, and one the extract.
+    ///
+    /// # Errors
+    /// [`RightsError::Invalid`] (another purpose), [`RightsError::Forbidden`],
+    /// [`RightsError::NotFound`], [`RightsError::Unavailable`].
+    pub async fn research_extract(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        purpose: Purpose,
+    ) -> Result<ResearchExtract, RightsError> {
+        if !matches!(purpose, Purpose::Research | Purpose::Analytics) {
+            return Err(RightsError::invalid(
+                "purpose",
+                "an extract is for research or analytics",
+            ));
+        }
+        Self::require_officer(ctx, organisation)?;
+        let work = ctx.with_purpose(purpose);
+        let mut extract = ResearchExtract {
+            purpose,
+            generated_at: ctx.at(),
+            considered: 0,
+            subjects: Vec::new(),
+        };
+        let mut after = None;
+        loop {
+            let page = self
+                .ports()
+                .people
+                .clients_of(organisation, after, EXTRACT_PAGE)
+                .await
+                .map_err(unavailable)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.user);
+            let full = page.len() == EXTRACT_PAGE as usize;
+            for client in page {
+                extract.considered += 1;
+                if let Some(subject) = self.deidentified(&work, organisation, client).await? {
+                    extract.subjects.push(subject);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        // Random ids, sorted: neither the ids nor the order say anything of the
+        // clients (their order of sign-up, say).
+        extract.subjects.sort_by_key(|s| s.research_id);
+        self.audit(
+            &work,
+            AuditAction::Export,
+            ResourceRef::new(resource::RESEARCH_EXTRACT, uuid::Uuid::nil()),
+            None,
+            AuditOutcome::Allowed,
+        )
+        .await?;
+        Ok(extract)
+    }
+
+    async fn deidentified(
+        &self,
+        ctx: &RequestContext,
+        organisation: OrganisationId,
+        client: Person,
+    ) -> Result<Option<crate::deidentify::ResearchSubject>, RightsError> {
+        let mut decisions = Vec::with_capacity(crate::deidentify::RESEARCH_CATEGORIES.len());
+        for category in crate::deidentify::RESEARCH_CATEGORIES {
+            let query = ConsentQuery {
+                subject: client.subject,
+                purpose: ctx.purpose(),
+                recipient: Recipient::Organisation { organisation },
+                category,
+                at: ctx.at(),
+            };
+            let decision = self
+                .ports()
+                .gate
+                .decide(&query)
+                .await
+                .map_err(|e| RightsError::Unavailable(Box::new(e)))?;
+            decisions.push((category, decision));
+        }
+        let consent = crate::deidentify::ResearchConsent::from_decisions(
+            decisions.iter().map(|(c, d)| (*c, d)),
+        );
+        if !crate::deidentify::RESEARCH_CATEGORIES
+            .iter()
+            .any(|c| consent.allows(*c))
+        {
+            return Ok(None);
+        }
+        self.audit(
+            ctx,
+            AuditAction::Read,
+            ResourceRef::new(resource::RESEARCH_EXTRACT, uuid::Uuid::nil()),
+            Some(client.subject),
+            AuditOutcome::Allowed,
+        )
+        .await?;
+        let mut records = Vec::new();
+        for name in EXTRACT_CONTEXTS {
+            if let Some(context) = self.context(name) {
+                records.extend(
+                    context
+                        .export(ctx, client.subject)
+                        .await
+                        .map_err(personal_data_error)?,
+                );
+            }
+        }
+        Ok(crate::deidentify::deidentify(
+            &records,
+            ctx.at(),
+            uuid::Uuid::new_v4(),
+            &consent,
+        ))
     }
 
     // ----------------------------------------------------------------- cases

@@ -156,6 +156,52 @@ impl People for FakePeople {
     ) -> Result<bool, PortError> {
         Ok(self.clients.contains(&(organisation, user)))
     }
+    async fn clients_of(
+        &self,
+        organisation: OrganisationId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Person>, PortError> {
+        let mut clients: Vec<Person> = self
+            .people
+            .iter()
+            .filter(|p| self.clients.contains(&(organisation, p.user)))
+            .filter(|p| after.is_none_or(|a| p.user > a))
+            .copied()
+            .collect();
+        clients.sort_by_key(|p| p.user);
+        clients.truncate(limit as usize);
+        Ok(clients)
+    }
+}
+
+/// Allows research on health records for the subjects listed, nothing else.
+struct FakeGate {
+    research: Vec<SubjectId>,
+}
+
+#[async_trait]
+impl ConsentGate for FakeGate {
+    async fn decide(
+        &self,
+        query: &ConsentQuery,
+    ) -> Result<kernel::ConsentDecision, kernel::ConsentError> {
+        Ok(
+            if query.purpose == Purpose::Research
+                && query.category == DataCategory::HealthRecord
+                && self.research.contains(&query.subject)
+            {
+                kernel::ConsentDecision::Allow {
+                    basis: LegalGround::new(Regime::Gdpr, "GDPR Art. 9(2)(a)", "consent"),
+                    evidence: Vec::new(),
+                }
+            } else {
+                kernel::ConsentDecision::Deny {
+                    reason: kernel::ConsentDenial::NotGiven,
+                }
+            },
+        )
+    }
 }
 
 #[derive(Default)]
@@ -186,9 +232,6 @@ impl ConsentLedger for FakeConsent {
             .expect("lock")
             .push((requester, instruction));
         Ok(())
-    }
-    async fn allows(&self, _subject: SubjectId, _purpose: Purpose) -> Result<bool, PortError> {
-        Ok(true)
     }
 }
 
@@ -287,7 +330,11 @@ fn world() -> World {
     let people = FakePeople {
         people: vec![client, guardian, agent],
         guardians: vec![(guardian.user, client.user)],
-        clients: vec![(practice, client.user)],
+        clients: vec![
+            (practice, client.user),
+            (practice, guardian.user),
+            (practice, agent.user),
+        ],
     };
     let service = RightsService::new(
         RightsPorts {
@@ -298,6 +345,9 @@ fn world() -> World {
             keys: keys.clone(),
             packer: Arc::new(FakePacker),
             audit: audit.clone(),
+            gate: Arc::new(FakeGate {
+                research: vec![client.subject],
+            }),
         },
         Statements::new(
             Controller {
@@ -610,7 +660,9 @@ async fn guardians_and_providers_wait_for_verification_and_a_failure_denies_on_t
                 filing(
                     RequestKind::Access,
                     Regime::Hipaa,
-                    OnBehalfOf::Client { user: w.agent.user }
+                    OnBehalfOf::Client {
+                        user: UserId::new()
+                    }
                 )
             )
             .await,
@@ -810,5 +862,54 @@ async fn cases_are_received_listed_by_due_time_and_worked_by_the_office() {
     assert!(matches!(
         w.service.case(&w.person(w.agent), question.id).await,
         Err(RightsError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_research_extract_holds_only_consenting_clients_de_identified() {
+    let w = world();
+    let extract = w
+        .service
+        .research_extract(&w.officer(), w.practice, Purpose::Research)
+        .await
+        .expect("extracts");
+    assert_eq!(extract.considered, 3);
+    assert_eq!(extract.subjects.len(), 1, "only the client who consented");
+    let text = serde_json::to_string(&extract).expect("serialises");
+    for identifier in [
+        w.client.subject.to_string(),
+        w.client.user.to_string(),
+        "Back pain".to_owned(),
+    ] {
+        assert!(!text.contains(&identifier), "{identifier} in {text}");
+    }
+    let reads: Vec<Option<SubjectId>> = w
+        .audit
+        .events
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| e.resource.kind == resource::RESEARCH_EXTRACT)
+        .map(|e| e.subject)
+        .collect();
+    assert_eq!(
+        reads,
+        [Some(w.client.subject), None],
+        "the client read, then the extract"
+    );
+    assert!(matches!(
+        w.service
+            .research_extract(&w.person(w.client), w.practice, Purpose::Research)
+            .await,
+        Err(RightsError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.service
+            .research_extract(&w.officer(), w.practice, Purpose::Treatment)
+            .await,
+        Err(RightsError::Invalid {
+            field: "purpose",
+            ..
+        })
     ));
 }

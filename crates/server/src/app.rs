@@ -393,8 +393,14 @@ fn compose(
     );
     let billing_personal_data = Arc::new(billing::personal_data::BillingPersonalData::new(
         billing_service.repository().clone(),
-        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(accounts))),
+        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(
+            accounts.clone(),
+        ))),
         billing_service.config().invoice_retention.clone(),
+    ));
+    let audit_personal_data = Arc::new(audit::personal_data::AuditPersonalData::new(
+        audit.clone(),
+        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(accounts))),
     ));
     let idempotency = crate::idempotency::Keys::new(store::SeaOrmIdempotencyStore::new(
         database.clone(),
@@ -406,6 +412,7 @@ fn compose(
         Services {
             identity,
             audit,
+            audit_personal_data,
             consent,
             clinical,
             billing: billing_service,

@@ -7,12 +7,14 @@
 //! - [`jobs`]: background work (the retention sweep, the billing job);
 //! - [`idempotency`]: `Idempotency-Key` for operations a client may retry;
 //! - [`billing`]: billing notices through identity's outbox;
+//! - [`audit`]: the person behind a subject, for the audit log's `PersonalData` port;
 //! - [`problem`]: the RFC 9457 error shape;
 //! - [`api`]: the operations, one module per context;
 //! - [`telemetry`]: log set-up.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod config;

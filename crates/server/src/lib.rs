@@ -7,6 +7,8 @@
 //! - [`jobs`]: background work (the retention sweep, the billing job);
 //! - [`idempotency`]: `Idempotency-Key` for operations a client may retry;
 //! - [`billing`]: billing notices through identity's outbox;
+//! - [`rights`]: the rights engine's adapters (people, consent ledger, keys, ZIP archives)
+//!   and its statements;
 //! - [`problem`]: the RFC 9457 error shape;
 //! - [`api`]: the operations, one module per context;
 //! - [`telemetry`]: log set-up.
@@ -21,6 +23,7 @@ pub mod edge;
 pub mod idempotency;
 pub mod jobs;
 pub mod problem;
+pub mod rights;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

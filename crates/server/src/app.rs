@@ -396,7 +396,9 @@ fn compose(
     );
     let billing_personal_data = Arc::new(billing::personal_data::BillingPersonalData::new(
         billing_service.repository().clone(),
-        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(accounts.clone()))),
+        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(
+            accounts.clone(),
+        ))),
         billing_service.config().invoice_retention.clone(),
     ));
     let rights = compose_rights(

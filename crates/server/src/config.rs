@@ -229,7 +229,8 @@ pub struct Config {
 }
 
 /// The controller named when none is configured: plainly a development one.
-pub const DEV_CONTROLLER_NAME: &str = "Custodia development controller (set CUSTODIA_CONTROLLER_NAME)";
+pub const DEV_CONTROLLER_NAME: &str =
+    "Custodia development controller (set CUSTODIA_CONTROLLER_NAME)";
 /// The address stated when none is configured.
 pub const DEV_CONTROLLER_ADDRESS: &str = "No address configured (set CUSTODIA_CONTROLLER_ADDRESS)";
 /// The privacy officer's address when none is configured (a reserved domain).
@@ -362,7 +363,10 @@ mod tests {
         .expect("parses");
         assert_eq!(set.controller().name, "Harbour Health Ltd");
         assert_eq!(set.controller().address, "1 Quay Street, Dublin");
-        assert_eq!(set.controller().privacy_officer_email, "dpo@harbour.example");
+        assert_eq!(
+            set.controller().privacy_officer_email,
+            "dpo@harbour.example"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use data_rights::ports::{
 use data_rights::request::Requester;
 use data_rights::statements::{Controller, ProcessingActivity, Statements};
 use kernel::{
-    Clock, ConsentGate as _, ConsentQuery, DataCategory, OrganisationId, Purpose, Recipient, Regime,
-    RequestContext, SubjectId, UserId,
+    Clock, ConsentGate as _, ConsentQuery, DataCategory, OrganisationId, Purpose, Recipient,
+    Regime, RequestContext, SubjectId, UserId,
 };
 
 /// Who people are, from identity's accounts and guardianships and clinical's
@@ -339,7 +339,9 @@ impl ArchivePacker for ZipPacker {
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(parts.iter().any(|p| p.content.len() >= 0xFFFF_FFFF));
         for part in parts {
-            writer.start_file(part.name, options).map_err(|e| fail(&e))?;
+            writer
+                .start_file(part.name, options)
+                .map_err(|e| fail(&e))?;
             writer.write_all(&part.content).map_err(|e| fail(&e))?;
         }
         let bytes = writer.finish().map_err(|e| fail(&e))?.into_inner();

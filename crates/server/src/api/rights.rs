@@ -17,14 +17,19 @@ pub mod requests;
 pub mod views;
 
 use data_rights::request::{RequestDetail, RequestKind};
-use data_rights::service::RightsError;
-use kernel::{DataCategory, Purpose, Regime};
+use data_rights::service::{RightsError, resource};
+use kernel::{
+    AuditAction, AuditEvent, AuditOutcome, DataCategory, Purpose, Regime, RequestContext,
+    ResourceRef,
+};
 use poem_openapi::SecurityScheme;
 use poem_openapi::payload::Json;
+use uuid::Uuid;
 
 use self::views::RectificationBody;
 use crate::auth::SessionAuth;
 use crate::problem::{ApiError, Problem, ProblemKind};
+use crate::state::AppState;
 
 pub use self::cases::PrivacyCaseApi;
 pub use self::requests::RightsApi;
@@ -60,6 +65,37 @@ impl From<RightsError> for ApiError {
                 )))
             }
         }
+    }
+}
+
+/// Records a refusal the engine answers without auditing it (a member who is not
+/// the practice's privacy officer, or not one of its providers: 403; another
+/// practice's caller, or a request not of this practice: 404) as a denied event
+/// on `kind` `id`, then passes the refusal on, so that every attempt at a
+/// person's request leaves a trace. Any other outcome passes unchanged (the
+/// engine audits what it does).
+async fn audit_refusal<T>(
+    state: &AppState,
+    ctx: &RequestContext,
+    action: AuditAction,
+    id: Uuid,
+    result: Result<T, RightsError>,
+) -> Result<T, RightsError> {
+    let reason = match &result {
+        Err(RightsError::Forbidden(_)) => "not_permitted",
+        Err(RightsError::NotFound) => "not_found",
+        _ => return result,
+    };
+    let event = AuditEvent::new(
+        ctx,
+        action,
+        ResourceRef::new(resource::REQUEST, id),
+        None,
+        AuditOutcome::Denied { reason },
+    );
+    match state.audit().sink().record(event).await {
+        Ok(_) => result,
+        Err(e) => Err(RightsError::Unavailable(Box::new(e))),
     }
 }
 
@@ -261,7 +297,7 @@ mod tests {
         let body = RectificationBody {
             context: "clinical".into(),
             resource_kind: "condition".into(),
-            resource_id: uuid::Uuid::nil(),
+            resource_id: Uuid::nil(),
             field: "text".into(),
             value: serde_json::json!({"a": [1, 2]}),
         };

@@ -59,9 +59,13 @@ impl PrivacyCaseApi {
             OptionalSession::Session(session) => {
                 session.person_context(&self.state, req, Purpose::SubjectRequest)?
             }
-            OptionalSession::Anonymous => {
-                context(&self.state, req, Actor::Anonymous, None, Purpose::SubjectRequest)
-            }
+            OptionalSession::Anonymous => context(
+                &self.state,
+                req,
+                Actor::Anonymous,
+                None,
+                Purpose::SubjectRequest,
+            ),
         };
         let b = body.0;
         let case = self

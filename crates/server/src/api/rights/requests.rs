@@ -6,10 +6,12 @@
 use data_rights::authority::Scope;
 use data_rights::ids::{AuthorityId, RightsRequestId};
 use data_rights::request::RightsRequest;
-use data_rights::service::{
-    Filed, Filing, OnBehalfOf, RightsError, RightsService, Verification,
+use data_rights::service::resource;
+use data_rights::service::{Filed, Filing, OnBehalfOf, RightsError, RightsService, Verification};
+use kernel::{
+    AuditAction, AuditEvent, AuditOutcome, LegalGround, OrganisationId, Purpose, RequestContext,
+    ResourceRef, Role, UserId,
 };
-use kernel::{LegalGround, OrganisationId, Purpose, RequestContext, Role, UserId};
 use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
@@ -18,10 +20,9 @@ use uuid::Uuid;
 
 use super::views::{
     AppointAgentBody, AuthorityList, AuthorityView, ClientRightsRequestBody, DenialBody,
-    RightsRequestBody, RightsRequestList, RightsRequestView, VerificationBody,
-    VerificationOutcome,
+    RightsRequestBody, RightsRequestList, RightsRequestView, VerificationBody, VerificationOutcome,
 };
-use super::{DetailInput, invalid, kind, regime};
+use super::{DetailInput, audit_refusal, invalid, kind, regime};
 use crate::api::ApiTags;
 use crate::api::identity::{Created, Found};
 use crate::auth::SessionAuth;
@@ -280,7 +281,11 @@ impl RightsApi {
     }
 
     /// The agents you appointed, oldest first.
-    #[oai(path = "/me/authorised-agents", method = "get", operation_id = "listAgents")]
+    #[oai(
+        path = "/me/authorised-agents",
+        method = "get",
+        operation_id = "listAgents"
+    )]
     async fn list_agents(
         &self,
         req: &Request,
@@ -366,23 +371,31 @@ impl RightsApi {
             rectification: b.rectification.as_ref(),
         }
         .parse(kind)?;
-        if ctx.organisation() != Some(OrganisationId::from_uuid(organisation_id.0)) {
-            return Err(RightsError::NotFound.into());
-        }
-        let filed = self
-            .rights()
-            .file(
-                &ctx,
-                Filing {
-                    kind,
-                    regime,
-                    on_behalf_of: OnBehalfOf::Client {
-                        user: UserId::from_uuid(user_id.0),
+        let in_practice = ctx.organisation() == Some(OrganisationId::from_uuid(organisation_id.0));
+        let result = if in_practice {
+            self.rights()
+                .file(
+                    &ctx,
+                    Filing {
+                        kind,
+                        regime,
+                        on_behalf_of: OnBehalfOf::Client {
+                            user: UserId::from_uuid(user_id.0),
+                        },
+                        detail,
                     },
-                    detail,
-                },
-            )
-            .await?;
+                )
+                .await
+        } else {
+            Err(RightsError::NotFound)
+        };
+        // The engine audits a person who is not a client (404) itself.
+        let filed = match result {
+            Err(RightsError::NotFound) if in_practice => return Err(RightsError::NotFound.into()),
+            other => {
+                audit_refusal(&self.state, &ctx, AuditAction::Create, user_id.0, other).await?
+            }
+        };
         Ok(self.filed(&ctx, &filed))
     }
 
@@ -402,14 +415,16 @@ impl RightsApi {
         nearing: Query<Option<bool>>,
     ) -> Result<Found<RightsRequestList>, ApiError> {
         let ctx = self.member(req, &auth);
-        let queue = self
+        let result = self
             .rights()
             .queue(
                 &ctx,
                 OrganisationId::from_uuid(organisation_id.0),
                 nearing.0.unwrap_or(false),
             )
-            .await?;
+            .await;
+        let queue =
+            audit_refusal(&self.state, &ctx, AuditAction::List, Uuid::nil(), result).await?;
         Ok(Found::Ok(Json(self.list(&ctx, &queue))))
     }
 
@@ -428,19 +443,37 @@ impl RightsApi {
     ) -> Result<Found<RightsRequestView>, ApiError> {
         let ctx = self.member(req, &auth);
         let organisation = OrganisationId::from_uuid(organisation_id.0);
-        if ctx.organisation() != Some(organisation) {
-            return Err(RightsError::NotFound.into());
-        }
-        if !is_officer_of(&ctx, organisation) {
-            return Err(RightsError::Forbidden(OFFICER_ONLY).into());
-        }
-        let request = self
-            .rights()
-            .request(&ctx, RightsRequestId::from_uuid(id.0))
-            .await?;
-        if request.organisation != organisation {
-            return Err(RightsError::NotFound.into());
-        }
+        let result = if ctx.organisation() != Some(organisation) {
+            Err(RightsError::NotFound)
+        } else if !is_officer_of(&ctx, organisation) {
+            Err(RightsError::Forbidden(OFFICER_ONLY))
+        } else {
+            self.rights()
+                .request(&ctx, RightsRequestId::from_uuid(id.0))
+                .await
+                .and_then(|r| {
+                    if r.organisation == organisation {
+                        Ok(r)
+                    } else {
+                        Err(RightsError::NotFound)
+                    }
+                })
+        };
+        let request = audit_refusal(&self.state, &ctx, AuditAction::Read, id.0, result).await?;
+        // The officer's read of a request (its detail may be health data).
+        let read = AuditEvent::new(
+            &ctx,
+            AuditAction::Read,
+            ResourceRef::new(resource::REQUEST, request.id.as_uuid()),
+            Some(request.subject),
+            AuditOutcome::Allowed,
+        );
+        self.state
+            .audit()
+            .sink()
+            .record(read)
+            .await
+            .map_err(|e| RightsError::Unavailable(Box::new(e)))?;
         Ok(Found::Ok(Json(self.view(&ctx, &request))))
     }
 
@@ -465,7 +498,7 @@ impl RightsApi {
             VerificationOutcome::Verified => Verification::Verified,
             VerificationOutcome::Failed => Verification::Failed,
         };
-        let request = self
+        let result = self
             .rights()
             .verify(
                 &ctx,
@@ -473,7 +506,8 @@ impl RightsApi {
                 RightsRequestId::from_uuid(id.0),
                 verification,
             )
-            .await?;
+            .await;
+        let request = audit_refusal(&self.state, &ctx, AuditAction::Verify, id.0, result).await?;
         Ok(Found::Ok(Json(self.view(&ctx, &request))))
     }
 
@@ -492,14 +526,15 @@ impl RightsApi {
         id: Path<Uuid>,
     ) -> Result<Found<RightsRequestView>, ApiError> {
         let ctx = self.member(req, &auth);
-        let request = self
+        let result = self
             .rights()
             .extend(
                 &ctx,
                 OrganisationId::from_uuid(organisation_id.0),
                 RightsRequestId::from_uuid(id.0),
             )
-            .await?;
+            .await;
+        let request = audit_refusal(&self.state, &ctx, AuditAction::Update, id.0, result).await?;
         Ok(Found::Ok(Json(self.view(&ctx, &request))))
     }
 
@@ -527,7 +562,10 @@ impl RightsApi {
             // The request's own regime, read only for the practice's privacy
             // officer; anyone else is refused by the engine as for the denial.
             None if is_officer_of(&ctx, organisation) => {
-                self.rights().request(&ctx, id).await?.regime
+                let found = self.rights().request(&ctx, id).await;
+                audit_refusal(&self.state, &ctx, AuditAction::Update, id.as_uuid(), found)
+                    .await?
+                    .regime
             }
             None => kernel::Regime::Gdpr,
         };
@@ -540,10 +578,12 @@ impl RightsApi {
             citation: b.citation.trim().to_owned().into(),
             statement: statement.to_owned().into(),
         };
-        let request = self
+        let result = self
             .rights()
             .deny(&ctx, organisation, id, &b.reason, ground)
-            .await?;
+            .await;
+        let request =
+            audit_refusal(&self.state, &ctx, AuditAction::Update, id.as_uuid(), result).await?;
         Ok(Found::Ok(Json(self.view(&ctx, &request))))
     }
 
@@ -562,14 +602,15 @@ impl RightsApi {
         id: Path<Uuid>,
     ) -> Result<Found<RightsRequestView>, ApiError> {
         let ctx = self.member(req, &auth);
-        let request = self
+        let result = self
             .rights()
             .execute(
                 &ctx,
                 OrganisationId::from_uuid(organisation_id.0),
                 RightsRequestId::from_uuid(id.0),
             )
-            .await?;
+            .await;
+        let request = audit_refusal(&self.state, &ctx, AuditAction::Update, id.0, result).await?;
         Ok(Found::Ok(Json(self.view(&ctx, &request))))
     }
 }

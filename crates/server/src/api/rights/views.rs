@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use data_rights::case::{Case, CaseKind, CaseStatus};
 use data_rights::ports::StoredAuthority;
-use data_rights::request::{
-    RequestDetail, RequestResult, RequestStatus, Requester, RightsRequest,
-};
+use data_rights::request::{RequestDetail, RequestResult, RequestStatus, Requester, RightsRequest};
 use data_rights::statements::Statements;
 use kernel::LegalGround;
 use kernel::personal_data::{ErasureOutcome, RecordFate};

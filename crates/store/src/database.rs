@@ -291,6 +291,11 @@ mod tests {
             "billing_refunds",
             "billing_webhook_events",
             "idempotency_keys",
+            "rights_requests",
+            "rights_archives",
+            "rights_erasure_steps",
+            "rights_authorities",
+            "rights_cases",
         ] {
             assert!(
                 after_up.contains(&table.to_owned()),

@@ -13,7 +13,10 @@
 //! gaplessly numbered invoices, payments, refunds and processor events, money as
 //! integer minor units and every bill-to sealed with the practice's billing key;
 //! [`SeaOrmPracticeUsage`], the plan-limit counts; [`SeaOrmIdempotencyStore`], the
-//! HTTP layer's `Idempotency-Key`s), re-exported here), and turns constraint
+//! HTTP layer's `Idempotency-Key`s), and `data_rights` for the data-rights
+//! context's ([`SeaOrmRightsRepository`]: rights requests, their sealed archives,
+//! the erasure journal, agents' proofs of authority and privacy and security
+//! cases), re-exported here), and turns constraint
 //! violations into the port's own error variants rather than letting a `DbErr`
 //! escape as a 500.
 
@@ -21,6 +24,7 @@ mod audit;
 mod billing;
 mod clinical;
 mod consent;
+mod data_rights;
 pub mod database;
 mod identity;
 pub mod keys;
@@ -34,6 +38,7 @@ pub use self::billing::{
 };
 pub use self::clinical::SeaOrmClinicalRepository;
 pub use self::consent::SeaOrmConsentRepository;
+pub use self::data_rights::SeaOrmRightsRepository;
 pub use self::identity::{
     OutboxNotifier, SeaOrmApiKeyRepository, SeaOrmCredentialRepository, SeaOrmIdentityRepository,
     SeaOrmOperatorRepository, SeaOrmProfileRepository, SeaOrmSecurityEventLog,

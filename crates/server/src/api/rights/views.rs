@@ -11,10 +11,11 @@ use data_rights::case::{Case, CaseKind, CaseStatus};
 use data_rights::ports::StoredAuthority;
 use data_rights::request::{RequestDetail, RequestResult, RequestStatus, Requester, RightsRequest};
 use data_rights::statements::Statements;
-use kernel::LegalGround;
 use kernel::personal_data::{ErasureOutcome, RecordFate};
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
+
+use crate::api::consent::GroundView;
 
 // ----------------------------------------------------------------- input
 
@@ -212,27 +213,6 @@ pub struct CaseStatusBody {
 
 // ---------------------------------------------------------------- output
 
-/// A legal ground.
-#[derive(Debug, Clone, Object)]
-pub struct GroundView {
-    /// `hipaa`, `gdpr` or `ccpa`.
-    pub regime: String,
-    /// The citation.
-    pub citation: String,
-    /// The ground in plain words.
-    pub statement: String,
-}
-
-impl From<&LegalGround> for GroundView {
-    fn from(g: &LegalGround) -> Self {
-        Self {
-            regime: g.regime.as_str().to_owned(),
-            citation: g.citation.to_string(),
-            statement: g.statement.to_string(),
-        }
-    }
-}
-
 /// Who answers for the processing.
 #[derive(Debug, Clone, Object)]
 pub struct ControllerView {
@@ -245,7 +225,7 @@ pub struct ControllerView {
 }
 
 /// One processing activity and its legal basis under each regime.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Object)]
 pub struct ProcessingView {
     /// The purpose.
     pub purpose: String,
@@ -255,7 +235,7 @@ pub struct ProcessingView {
 
 /// What every answer states (D13): the controller, every processing activity's
 /// legal basis, and the right to complain.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Object)]
 pub struct StatementsView {
     /// The controller and its privacy officer.
     pub controller: ControllerView,
@@ -278,7 +258,7 @@ impl From<&Statements> for StatementsView {
                 .iter()
                 .map(|p| ProcessingView {
                     purpose: p.purpose.as_str().to_owned(),
-                    grounds: p.grounds.iter().map(GroundView::from).collect(),
+                    grounds: p.grounds.iter().cloned().map(GroundView::from).collect(),
                 })
                 .collect(),
             right_to_complain: s.right_to_complain.clone(),
@@ -397,7 +377,7 @@ pub struct RequestHistoryView {
 }
 
 /// One record's fate on erasure.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Object)]
 pub struct OutcomeView {
     /// The category of data.
     pub category: String,
@@ -421,7 +401,7 @@ impl From<&ErasureOutcome> for OutcomeView {
             RecordFate::Deleted => ("deleted", None, None),
             RecordFate::Anonymised => ("anonymised", None, None),
             RecordFate::Retained { ground, until } => {
-                ("retained", Some(GroundView::from(ground)), *until)
+                ("retained", Some(GroundView::from(ground.clone())), *until)
             }
         };
         Self {
@@ -484,7 +464,7 @@ fn retained(outcomes: &[ErasureOutcome]) -> Vec<RetainedView> {
 }
 
 /// What carrying a request out produced.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Object)]
 pub struct ResultView {
     /// `archive` (download it), `erasure` (every record's fate) or `applied`.
     pub kind: String,
@@ -532,7 +512,7 @@ impl From<&RequestResult> for ResultView {
 }
 
 /// A rights request, its clock, history and result.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Object)]
 pub struct RightsRequestView {
     /// Its id.
     pub id: Uuid,
@@ -622,7 +602,7 @@ impl RightsRequestView {
 }
 
 /// Rights requests.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Object)]
 pub struct RightsRequestList {
     /// The requests.
     pub items: Vec<RightsRequestView>,

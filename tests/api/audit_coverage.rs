@@ -239,12 +239,18 @@ const NOT_HEALTH_DATA: [(&str, &str); 68] = [
         "getRightsRequest",
         "the caller's own rights request; filing and downloading are audited",
     ),
-    ("listAgents", "the caller's own agents; appointing and revoking are audited"),
+    (
+        "listAgents",
+        "the caller's own agents; appointing and revoking are audited",
+    ),
     (
         "listAuthorities",
         "the caller's own appointments as agent; filing on them is audited",
     ),
-    ("listMyPrivacyCases", "the caller's own privacy and security cases"),
+    (
+        "listMyPrivacyCases",
+        "the caller's own privacy and security cases",
+    ),
     (
         "getPrivacyCase",
         "a question to the privacy office: the reporter's own, or read by the office (audited)",
@@ -576,10 +582,13 @@ both_databases!(
             }
         }
         exercise_billing(&app, &admin, &org, &staff.token, &mut allowed, &mut denied).await;
+        // The client's session ended when their account was disabled above.
+        let client_token = app.sign_in("client@example.com").await;
         let people = RightsPeople {
             admin: &admin,
             org: &org,
-            client: &client,
+            client: &client_token,
+            client_id: &client.user_id,
             minor: m,
             staff: &staff.token,
             officer: &officer.token,
@@ -1093,7 +1102,8 @@ async fn created_id(app: &TestApp, path: &str, operator: &str, body: &Value) -> 
 struct RightsPeople<'a> {
     admin: &'a str,
     org: &'a str,
-    client: &'a tests::Member,
+    client: &'a str,
+    client_id: &'a str,
     minor: &'a str,
     staff: &'a str,
     officer: &'a str,
@@ -1118,25 +1128,61 @@ async fn exercise_rights(
         status,
         outcome,
     };
-    let client = &p.client.token;
-    let c = &p.client.user_id;
+    let client = p.client;
+    let c = p.client_id;
     let org = p.org;
-    let (status, access) = app.call(reqwest::Method::POST, "/v1/rights-requests", Some(client), Some(&json!({ "kind": "portability", "regime": "gdpr" }))).await;
+    let (status, access) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/rights-requests",
+            Some(client),
+            Some(&json!({ "kind": "portability", "regime": "gdpr" })),
+        )
+        .await;
     assert_eq!(status, 201, "{access}");
-    let archive = format!("/v1/rights-requests/{}/archive", access["id"].as_str().expect("an id"));
+    let archive = format!(
+        "/v1/rights-requests/{}/archive",
+        access["id"].as_str().expect("an id")
+    );
     let filed = |(status, body): (u16, Value)| {
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("an id").to_owned()
     };
     let appointment = json!({ "agent_user_id": p.agent, "document_ref": "POA-2026-1", "expires_at": "2099-01-01T00:00:00Z" });
-    let (status, agent) = app.call(reqwest::Method::POST, "/v1/me/authorised-agents", Some(client), Some(&appointment)).await;
+    let (status, agent) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/me/authorised-agents",
+            Some(client),
+            Some(&appointment),
+        )
+        .await;
     assert_eq!(status, 201, "{agent}");
-    let agent = format!("/v1/me/authorised-agents/{}", agent["id"].as_str().expect("an id"));
+    let agent = format!(
+        "/v1/me/authorised-agents/{}",
+        agent["id"].as_str().expect("an id")
+    );
     let for_client = format!("/v1/organisations/{org}/clients/{c}/rights-requests");
     let erasure = json!({ "kind": "erasure", "regime": "gdpr" });
-    let erase = filed(app.call(reqwest::Method::POST, &for_client, Some(p.admin), Some(&erasure)).await);
+    let erase = filed(
+        app.call(
+            reqwest::Method::POST,
+            &for_client,
+            Some(p.admin),
+            Some(&erasure),
+        )
+        .await,
+    );
     let objection = json!({ "kind": "objection", "regime": "gdpr", "purpose": "marketing_email" });
-    let object = filed(app.call(reqwest::Method::POST, &for_client, Some(p.admin), Some(&objection)).await);
+    let object = filed(
+        app.call(
+            reqwest::Method::POST,
+            &for_client,
+            Some(p.admin),
+            Some(&objection),
+        )
+        .await,
+    );
     let queue = format!("/v1/organisations/{org}/rights-requests");
     let work = |id: &str, step: &str| format!("/v1/organisations/{org}/rights-requests/{id}{step}");
     let for_minor = json!({ "kind": "access", "regime": "gdpr", "minor_user_id": p.minor });
@@ -1144,26 +1190,186 @@ async fn exercise_rights(
     let denial = json!({ "reason": "We do not send marketing email.", "citation": "GDPR Art. 12(5)", "statement": "There is nothing to object to." });
     let none = || json!({});
     let calls = vec![
-        call("fileRightsRequest", "POST", "/v1/rights-requests".to_owned(), client, json!({ "kind": "access", "regime": "hipaa" }), 201, "allowed"),
-        call("fileRightsRequest", "POST", "/v1/rights-requests".to_owned(), client, for_minor, 404, "denied"),
-        call("downloadRightsArchive", "GET", archive.clone(), client, none(), 200, "allowed"),
-        call("downloadRightsArchive", "GET", archive, p.staff, none(), 404, "denied"),
-        call("appointAgent", "POST", "/v1/me/authorised-agents".to_owned(), client, appointment, 201, "allowed"),
-        call("revokeAgent", "DELETE", agent, client, none(), 200, "allowed"),
-        call("fileClientRightsRequest", "POST", for_client.clone(), p.admin, json!({ "kind": "access", "regime": "ccpa" }), 201, "allowed"),
-        call("fileClientRightsRequest", "POST", for_client, p.staff, erasure, 403, "denied"),
-        call("listRightsQueue", "GET", queue.clone(), p.officer, none(), 200, "allowed"),
-        call("listRightsQueue", "GET", queue, p.staff, none(), 403, "denied"),
-        call("getQueuedRightsRequest", "GET", work(&erase, ""), p.officer, none(), 200, "allowed"),
-        call("getQueuedRightsRequest", "GET", work(&erase, ""), p.staff, none(), 403, "denied"),
-        call("verifyRightsRequest", "POST", work(&erase, "/verification"), p.staff, verified.clone(), 403, "denied"),
-        call("verifyRightsRequest", "POST", work(&erase, "/verification"), p.officer, verified, 200, "allowed"),
-        call("extendRightsRequest", "POST", work(&erase, "/extension"), p.staff, none(), 403, "denied"),
-        call("extendRightsRequest", "POST", work(&erase, "/extension"), p.officer, none(), 200, "allowed"),
-        call("denyRightsRequest", "POST", work(&object, "/denial"), p.staff, denial.clone(), 403, "denied"),
-        call("denyRightsRequest", "POST", work(&object, "/denial"), p.officer, denial, 200, "allowed"),
-        call("executeRightsRequest", "POST", work(&erase, "/execution"), p.staff, none(), 403, "denied"),
-        call("executeRightsRequest", "POST", work(&erase, "/execution"), p.officer, none(), 200, "allowed"),
+        call(
+            "fileRightsRequest",
+            "POST",
+            "/v1/rights-requests".to_owned(),
+            client,
+            json!({ "kind": "access", "regime": "hipaa" }),
+            201,
+            "allowed",
+        ),
+        call(
+            "fileRightsRequest",
+            "POST",
+            "/v1/rights-requests".to_owned(),
+            client,
+            for_minor,
+            404,
+            "denied",
+        ),
+        call(
+            "downloadRightsArchive",
+            "GET",
+            archive.clone(),
+            client,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "downloadRightsArchive",
+            "GET",
+            archive,
+            p.staff,
+            none(),
+            404,
+            "denied",
+        ),
+        call(
+            "appointAgent",
+            "POST",
+            "/v1/me/authorised-agents".to_owned(),
+            client,
+            appointment,
+            201,
+            "allowed",
+        ),
+        call(
+            "revokeAgent",
+            "DELETE",
+            agent,
+            client,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "fileClientRightsRequest",
+            "POST",
+            for_client.clone(),
+            p.admin,
+            json!({ "kind": "access", "regime": "ccpa" }),
+            201,
+            "allowed",
+        ),
+        call(
+            "fileClientRightsRequest",
+            "POST",
+            for_client,
+            p.staff,
+            erasure,
+            403,
+            "denied",
+        ),
+        call(
+            "listRightsQueue",
+            "GET",
+            queue.clone(),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "listRightsQueue",
+            "GET",
+            queue,
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "getQueuedRightsRequest",
+            "GET",
+            work(&erase, ""),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "getQueuedRightsRequest",
+            "GET",
+            work(&erase, ""),
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "verifyRightsRequest",
+            "POST",
+            work(&erase, "/verification"),
+            p.staff,
+            verified.clone(),
+            403,
+            "denied",
+        ),
+        call(
+            "verifyRightsRequest",
+            "POST",
+            work(&erase, "/verification"),
+            p.officer,
+            verified,
+            200,
+            "allowed",
+        ),
+        call(
+            "extendRightsRequest",
+            "POST",
+            work(&erase, "/extension"),
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "extendRightsRequest",
+            "POST",
+            work(&erase, "/extension"),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "denyRightsRequest",
+            "POST",
+            work(&object, "/denial"),
+            p.staff,
+            denial.clone(),
+            403,
+            "denied",
+        ),
+        call(
+            "denyRightsRequest",
+            "POST",
+            work(&object, "/denial"),
+            p.officer,
+            denial,
+            200,
+            "allowed",
+        ),
+        call(
+            "executeRightsRequest",
+            "POST",
+            work(&erase, "/execution"),
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "executeRightsRequest",
+            "POST",
+            work(&erase, "/execution"),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
     ];
     for call in &calls {
         exercise(app, call, allowed, denied).await;

@@ -57,7 +57,7 @@ both_databases!(async fn a_client_files_an_access_request_and_downloads_the_arch
     assert_eq!(server::rights::sha256_hex(&bytes), sha256);
     assert_eq!(filed["result"]["bytes"], bytes.len());
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a ZIP");
-    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    let names: Vec<String> = archive.file_names().map(|n| n.expect("a UTF-8 name").into_owned()).collect();
     for expected in ["export.json", "schema.json", "fhir-bundle.json", "consent-history.json", "statements.json"] {
         assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
     }

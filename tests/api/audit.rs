@@ -572,3 +572,117 @@ both_databases!(
         app.stop().await;
     }
 );
+
+both_databases!(
+    async fn a_persons_part_of_the_log_is_exported_then_pseudonymised_and_the_log_still_verifies(app) {
+        use kernel::PersonalData as _;
+        use kernel::personal_data::RecordFate;
+        let p = practice(&app, "pd").await;
+        let client_path = format!("/v1/organisations/{}/clients/{}", p.organisation, p.client.user_id);
+        let records = format!("{client_path}/records");
+        let condition = json!({"kind": "condition", "text": "Low back pain", "code": {"system": "icd-10", "code": "M54.5"}, "status": "active"});
+        let (status, body) = app.call(reqwest::Method::POST, &records, Some(&p.admin), Some(&condition)).await;
+        assert_eq!(status, 201, "{body}");
+        // The provider reads the client's record, the client reads their own, and
+        // the practice records a disclosure of it.
+        let record = format!("{records}/condition/{}", body["id"].as_str().expect("an id"));
+        let (status, _) = app.call(reqwest::Method::GET, &record, Some(&p.admin), None).await;
+        assert_eq!(status, 200);
+        let (status, _) = app.call(reqwest::Method::GET, &record, Some(&p.client.token), None).await;
+        assert_eq!(status, 200);
+        let disclosure = json!({
+            "recipient": "County Health Department",
+            "description": "Notifiable condition report",
+            "legal_basis": "45 CFR 164.512(b)",
+            "purpose": "legal",
+            "disclosed_at": "2026-01-15T10:00:00Z",
+        });
+        let (status, body) = app.call(reqwest::Method::POST, &format!("{client_path}/disclosures"), Some(&p.admin), Some(&disclosure)).await;
+        assert_eq!(status, 201, "{body}");
+
+        // The subject behind the client, as the rights engine would know it.
+        let user: uuid::Uuid = p.client.user_id.parse().expect("a uuid");
+        let as_client = kernel::RequestContext::new(
+            kernel::Actor::Member { user: kernel::UserId::from_uuid(user), roles: kernel::RoleSet::only(kernel::Role::Client) },
+            None,
+            kernel::Purpose::SubjectRequest,
+            kernel::RequestId::new(),
+            kernel::ClientInfo::default(),
+            app.state().clock().now(),
+        );
+        let (account, _) = app.state().identity().me(&as_client).await.expect("the account");
+        let subject = account.subject;
+        let about = || async {
+            app.state().audit().repository()
+                .list_events(audit::ports::EventFilter::Subject(subject.as_uuid()), chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, None, 500)
+                .await
+                .expect("the log reads")
+        };
+        let by = || async {
+            app.state().audit().repository()
+                .list_events(audit::ports::EventFilter::Actor(user), chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, None, 500)
+                .await
+                .expect("the log reads")
+        };
+        let port = app.state().audit_personal_data().clone();
+        let ctx = kernel::RequestContext::system("rights", kernel::Purpose::SubjectRequest, app.state().clock().now());
+
+        let held = about().await;
+        let performed = by().await;
+        assert!(!performed.is_empty(), "the client's own read");
+        let export = port.export(&ctx, subject).await.expect("export");
+        assert_eq!(about().await.len(), held.len(), "the export records no event itself");
+        let events: Vec<_> = export.iter().filter(|r| r.resource.kind == "access_event").collect();
+        for e in &held {
+            let id = audit::personal_data::event_ref(e.chain, e.sequence);
+            assert!(events.iter().any(|r| r.resource.id == id && r.data["about_you"] == true), "{e:?}");
+        }
+        for e in &performed {
+            let id = audit::personal_data::event_ref(e.chain, e.sequence);
+            assert!(events.iter().any(|r| r.resource.id == id && r.data["by_you"] == true), "{e:?}");
+        }
+        let provider_read = events
+            .iter()
+            .find(|r| r.data["action"] == "read" && r.data["resource_kind"] == "condition" && r.data["by_you"] == false && r.data["roles"].as_array().is_some_and(|roles| roles.contains(&json!("provider"))))
+            .unwrap_or_else(|| panic!("the provider's read: {export:?}"));
+        assert_eq!(provider_read.data["organisation"], p.organisation.as_str());
+        assert_eq!(provider_read.data["actor_kind"], "member");
+        assert!(provider_read.data["actor"].is_string());
+        assert!(events.iter().any(|r| r.data["action"] == "read" && r.data["by_you"] == true && r.data["about_you"] == true && r.data["actor"] == p.client.user_id.as_str()), "the client's own read");
+        let disclosures: Vec<_> = export.iter().filter(|r| r.resource.kind == "disclosure").collect();
+        assert_eq!(disclosures.len(), 1, "{export:?}");
+        assert_eq!(disclosures[0].data["recipient"], "County Health Department");
+        assert_eq!(disclosures[0].data["description"], "Notifiable condition report");
+        assert_eq!(disclosures[0].data["purpose"], "legal");
+        let text = serde_json::to_string(&export).expect("JSON");
+        assert!(!text.contains(&p.other_client.user_id), "nothing of the other client");
+
+        let outcomes = port.erase(&ctx, subject).await.expect("erased");
+        assert_eq!(outcomes.len(), export.len(), "every exported record is reported");
+        for outcome in &outcomes {
+            match outcome.resource.kind {
+                "access_event" => assert!(
+                    matches!(&outcome.fate, RecordFate::Retained { until: Some(_), ground } if ground.citation.contains("164.316")),
+                    "{outcome:?}"
+                ),
+                _ => assert_eq!(outcome.fate, RecordFate::Deleted),
+            }
+        }
+        assert!(about().await.is_empty(), "no event names the subject any more");
+        assert!(by().await.is_empty(), "nor the person as actor");
+        assert!(port.export(&ctx, subject).await.expect("export").is_empty());
+        assert!(port.erase(&ctx, subject).await.expect("again").is_empty(), "idempotent");
+
+        let report = verification(&app, &p.auditor.token).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert!(report["pseudonymised"].as_u64().unwrap_or(0) >= held.len() as u64, "{report}");
+        let (_, page) = get_json(&app, &p.auditor.token, &format!("/v1/organisations/{}/audit-events?limit=500", p.organisation)).await;
+        let text = page.to_string();
+        assert!(!text.contains(&subject.as_uuid().to_string()), "the subject's id is gone");
+        assert!(!text.contains(&p.client.user_id), "the person's id is gone as actor");
+        let (status, mine) = get_json(&app, &p.privacy_officer.token, &format!("{client_path}/disclosures")).await;
+        assert_eq!(status, 200, "{mine}");
+        assert_eq!(mine["items"].as_array().map(Vec::len), Some(0), "the sealed details went with the key");
+        app.stop().await;
+    }
+);

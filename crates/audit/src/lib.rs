@@ -11,7 +11,9 @@
 //! - [`verify`]: the verifier auditors run, in process or through `cargo xtask
 //!   verify audit`;
 //! - [`service`]: what people may ask of the log: verification, inclusion proofs,
-//!   the accounting of disclosures and a subject's own access report.
+//!   the accounting of disclosures and a subject's own access report;
+//! - [`personal_data`]: the log's part of the rights engine's
+//!   [`kernel::PersonalData`] port (export, erasure by pseudonym).
 //!
 //! `docs/audit.md` explains the design and its limits.
 
@@ -21,6 +23,7 @@ mod hash;
 pub mod log;
 pub mod memory;
 pub mod merkle;
+pub mod personal_data;
 pub mod ports;
 pub mod service;
 pub mod verify;

@@ -111,6 +111,8 @@ impl AuditRepository for MemoryRepository {
         memory.disclosures.extend_from_slice(batch.disclosures);
         memory.chains.insert(batch.chain.chain, batch.chain.clone());
         for erasure in batch.erasures {
+            // As the SQL adapter does: the sealed details go with the subject's key.
+            memory.disclosures.retain(|d| d.subject != erasure.subject);
             for event in memory.events.values_mut() {
                 if let Some(subject) = event.subject.as_mut()
                     && subject.id == Some(erasure.subject)
@@ -232,6 +234,7 @@ impl AuditRepository for MemoryRepository {
                 EventFilter::Subject(s) => e.subject.as_ref().and_then(|x| x.id) == Some(s),
                 EventFilter::Organisation(o) => e.organisation == Some(o),
                 EventFilter::Request(r) => e.request_id == r,
+                EventFilter::Actor(a) => e.actor.id == Some(a),
             })
             .collect();
         matching.sort_by_key(|e| std::cmp::Reverse((e.at, e.chain, e.sequence)));

@@ -133,6 +133,9 @@ pub enum EventFilter {
     Organisation(Uuid),
     /// Events of one request (its `X-Request-Id`), e.g. one a support ticket quotes.
     Request(Uuid),
+    /// Events this person (or, for an API key's events, this key) performed: their
+    /// part of the log, for their export and erasure.
+    Actor(Uuid),
 }
 
 /// The audit log's storage.

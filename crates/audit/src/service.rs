@@ -610,7 +610,7 @@ impl AuditService {
             if organisation.is_some_and(|o| o.as_uuid() != record.organisation) {
                 continue;
             }
-            entries.push(self.disclosure_entry(record).await?);
+            entries.push(disclosure_entry(self.repository.as_ref(), record).await?);
         }
         self.record(AuditEvent::new(
             ctx,
@@ -621,28 +621,6 @@ impl AuditService {
         ))
         .await?;
         Ok(entries)
-    }
-
-    async fn disclosure_entry(
-        &self,
-        record: DisclosureRecord,
-    ) -> Result<DisclosureEntry, AuditServiceError> {
-        let event = self
-            .repository
-            .event(record.chain, record.sequence)
-            .await?
-            .ok_or(AuditStoreError::Corrupt("audit_disclosures"))?;
-        // The details live outside the chain; their digest is inside it.
-        if event.disclosure_digest != Some(crate::event::disclosure_digest(&record.detail)) {
-            return Err(AuditStoreError::Corrupt("audit_disclosures").into());
-        }
-        Ok(DisclosureEntry {
-            detail: record.detail,
-            organisation: OrganisationId::from_uuid(record.organisation),
-            purpose: event.purpose,
-            chain: record.chain,
-            sequence: record.sequence,
-        })
     }
 
     /// Records a disclosure of a client's data entered by hand (privacy officers,
@@ -713,7 +691,31 @@ impl AuditService {
     }
 }
 
-fn access_entry(event: &SealedEvent) -> AccessEntry {
+/// One disclosure as its accounting shows it, with the purpose of its event, after
+/// checking the details against the digest the event holds.
+pub(crate) async fn disclosure_entry(
+    repository: &dyn AuditRepository,
+    record: DisclosureRecord,
+) -> Result<DisclosureEntry, AuditStoreError> {
+    let event = repository
+        .event(record.chain, record.sequence)
+        .await?
+        .ok_or(AuditStoreError::Corrupt("audit_disclosures"))?;
+    // The details live outside the chain; their digest is inside it.
+    if event.disclosure_digest != Some(crate::event::disclosure_digest(&record.detail)) {
+        return Err(AuditStoreError::Corrupt("audit_disclosures"));
+    }
+    Ok(DisclosureEntry {
+        detail: record.detail,
+        organisation: OrganisationId::from_uuid(record.organisation),
+        purpose: event.purpose,
+        chain: record.chain,
+        sequence: record.sequence,
+    })
+}
+
+/// One event as a subject's access report shows it.
+pub(crate) fn access_entry(event: &SealedEvent) -> AccessEntry {
     let person = matches!(event.actor.kind, ActorKind::Member | ActorKind::Operator);
     AccessEntry {
         at: event.at,

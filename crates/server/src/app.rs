@@ -401,6 +401,12 @@ fn compose(
         ))),
         billing_service.config().invoice_retention.clone(),
     ));
+    let audit_personal_data = Arc::new(audit::personal_data::AuditPersonalData::new(
+        audit.clone(),
+        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(
+            accounts.clone(),
+        ))),
+    ));
     let rights = compose_rights(
         &database,
         &keyring,
@@ -410,6 +416,7 @@ fn compose(
             clinical: &clinical,
             consent: &consent,
             billing: billing_personal_data.clone(),
+            audit: audit_personal_data.clone(),
         },
         &audit,
         clock.clone(),
@@ -425,6 +432,7 @@ fn compose(
         Services {
             identity,
             audit,
+            audit_personal_data,
             consent,
             clinical,
             billing: billing_service,
@@ -444,10 +452,11 @@ struct RightsContexts<'a> {
     clinical: &'a clinical::ClinicalService,
     consent: &'a consent::ConsentService,
     billing: Arc<billing::personal_data::BillingPersonalData>,
+    audit: Arc<audit::personal_data::AuditPersonalData>,
 }
 
 /// The rights engine over every context's `PersonalData` port (identity,
-/// clinical, consent, billing), its storage, people, the consent ledger, the
+/// clinical, consent, billing, audit), its storage, people, the consent ledger, the
 /// subjects' keys, ZIP archives and the audit log; stating `controller`.
 fn compose_rights(
     database: &Database,
@@ -463,6 +472,7 @@ fn compose_rights(
         clinical,
         consent,
         billing,
+        audit: audit_log,
     } = contexts;
     let personal_data: Vec<Arc<dyn kernel::PersonalData>> = vec![
         Arc::new(identity.personal_data()),
@@ -471,6 +481,7 @@ fn compose_rights(
         )),
         Arc::new(consent::ConsentPersonalData::new(consent.clone())),
         billing,
+        audit_log,
     ];
     data_rights::service::RightsService::new(
         data_rights::service::RightsPorts {

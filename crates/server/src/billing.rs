@@ -92,8 +92,9 @@ impl BillingNotifier for IdentityBillingNotices {
 }
 
 /// Finds the person behind a data subject through identity's accounts, for
-/// [`billing::personal_data::BillingPersonalData`]. An erased account is still
-/// found: its invoices are retained and reported.
+/// [`billing::personal_data::BillingPersonalData`] and (in [`crate::audit`])
+/// [`audit::personal_data::AuditPersonalData`]. An erased account is still found:
+/// its invoices are retained and reported, its events pseudonymised.
 pub struct IdentitySubjects {
     accounts: Arc<dyn identity::ports::AccountRepository>,
 }
@@ -103,6 +104,14 @@ impl IdentitySubjects {
     #[must_use]
     pub fn new(accounts: Arc<dyn identity::ports::AccountRepository>) -> Self {
         Self { accounts }
+    }
+
+    /// The account of `subject`, erased or not, and whether it is erased.
+    pub(crate) async fn account_of_subject(
+        &self,
+        subject: kernel::SubjectId,
+    ) -> Result<Option<(kernel::UserId, bool)>, identity::ports::RepositoryError> {
+        self.accounts.account_of_subject(subject).await
     }
 }
 

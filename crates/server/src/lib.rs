@@ -7,6 +7,7 @@
 //! - [`jobs`]: background work (the retention sweep, the billing job);
 //! - [`idempotency`]: `Idempotency-Key` for operations a client may retry;
 //! - [`billing`]: billing notices through identity's outbox;
+//! - [`audit`]: the person behind a subject, for the audit log's `PersonalData` port;
 //! - [`rights`]: the rights engine's adapters (people, consent ledger, keys, ZIP archives)
 //!   and its statements;
 //! - [`problem`]: the RFC 9457 error shape;
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod config;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use audit::AuditService;
+use audit::personal_data::AuditPersonalData;
 use billing::BillingService;
 use billing::personal_data::BillingPersonalData;
 use clinical::ClinicalService;
@@ -30,6 +31,8 @@ pub struct Services {
     pub identity: IdentityService,
     /// The audit context.
     pub audit: AuditService,
+    /// The audit log's part of the rights engine's `PersonalData` port.
+    pub audit_personal_data: Arc<AuditPersonalData>,
     /// The consent context.
     pub consent: ConsentService,
     /// The clinical-records context.
@@ -90,6 +93,13 @@ impl AppState {
     #[must_use]
     pub fn audit(&self) -> &AuditService {
         &self.inner.services.audit
+    }
+
+    /// The audit log's `PersonalData` port (export and pseudonymising erasure of a
+    /// person's part of the log), for the rights engine.
+    #[must_use]
+    pub fn audit_personal_data(&self) -> &Arc<AuditPersonalData> {
+        &self.inner.services.audit_personal_data
     }
 
     /// The clinical-records context.

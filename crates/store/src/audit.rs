@@ -659,6 +659,7 @@ impl AuditRepository for SeaOrmAuditRepository {
                 EventFilter::Subject(subject) => C::SubjectId.eq(subject),
                 EventFilter::Organisation(organisation) => C::OrganisationId.eq(organisation),
                 EventFilter::Request(request) => C::RequestId.eq(request),
+                EventFilter::Actor(actor) => C::ActorId.eq(actor),
             })
             .filter(C::At.gte(stored(since)))
             .filter(C::Pruned.eq(false));

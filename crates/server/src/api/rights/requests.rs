@@ -90,7 +90,11 @@ pub enum FiledAnswer {
 /// A request's archive.
 #[derive(Debug, ApiResponse)]
 pub enum ArchiveAnswer {
-    /// The archive (a ZIP of JSON files, see `docs/data-rights.md`).
+    /// The archive: a ZIP of JSON files. Access and portability: `export.json`
+    /// (described by `schema.json`), `fhir-bundle.json` (FHIR R4),
+    /// `consent-history.json`, `access-report.json`, `disclosures.json`,
+    /// `statements.json`; CCPA know: `ccpa-know.json`; accounting of
+    /// disclosures: `disclosures.json`; each with `statements.json`.
     #[oai(status = 200, content_type = "application/zip")]
     Ok(
         Binary<Vec<u8>>,

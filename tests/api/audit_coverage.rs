@@ -15,8 +15,10 @@ use tests::{TestApp, both_databases};
 /// data, and the audit log itself (who accessed whose data, disclosures). And
 /// every billing write: what moves money (charges, refunds, invoices, billing
 /// runs, the processor's events) and what decides it (plans, tax rates, the
-/// billing account, cards, the subscription), allowed or refused.
-const AUDITED: [&str; 63] = [
+/// billing account, cards, the subscription), allowed or refused. And every
+/// step of a rights request: filing, the archive's download, an agent's
+/// appointment, the privacy officer's queue, reads and decisions.
+const AUDITED: [&str; 74] = [
     "createPlan",
     "revisePlan",
     "setTaxRate",
@@ -80,11 +82,22 @@ const AUDITED: [&str; 63] = [
     "listClientDisclosures",
     "recordDisclosure",
     "listAccessAlerts",
+    "fileRightsRequest",
+    "downloadRightsArchive",
+    "appointAgent",
+    "revokeAgent",
+    "fileClientRightsRequest",
+    "listRightsQueue",
+    "getQueuedRightsRequest",
+    "verifyRightsRequest",
+    "extendRightsRequest",
+    "denyRightsRequest",
+    "executeRightsRequest",
 ];
 
 /// Audited operations on the caller's own data only: no one else can be refused
 /// them (an API key is refused before any data is reached).
-const SELF_ONLY: [&str; 9] = [
+const SELF_ONLY: [&str; 11] = [
     "revokeMyAuthorisation",
     "getMyConsents",
     "changeMyConsent",
@@ -94,6 +107,8 @@ const SELF_ONLY: [&str; 9] = [
     "exportAccountData",
     "getMyAccessReport",
     "listMyDisclosures",
+    "appointAgent",
+    "revokeAgent",
 ];
 
 /// Audited operations no caller can be refused: the payment processor's webhook
@@ -103,7 +118,7 @@ const SIGNED: [&str; 1] = ["receiveProcessorEvent"];
 
 /// Operations that touch no health data, and why. Security events (sign-ins,
 /// failures, account changes) are kept by identity's own log (U6).
-const NOT_HEALTH_DATA: [(&str, &str); 58] = [
+const NOT_HEALTH_DATA: [(&str, &str); 68] = [
     ("listPlans", "the plans on offer: no one's data"),
     ("getPlan", "the plans on offer: no one's data"),
     ("listTaxRates", "tax rates per country: no one's data"),
@@ -216,6 +231,46 @@ const NOT_HEALTH_DATA: [(&str, &str); 58] = [
     ("createApiKey", "integration credentials"),
     ("listApiKeys", "integration credentials"),
     ("revokeApiKey", "integration credentials"),
+    (
+        "listRightsRequests",
+        "the caller's own rights requests; filing and downloading are audited",
+    ),
+    (
+        "getRightsRequest",
+        "the caller's own rights request; filing and downloading are audited",
+    ),
+    (
+        "listAgents",
+        "the caller's own agents; appointing and revoking are audited",
+    ),
+    (
+        "listAuthorities",
+        "the caller's own appointments as agent; filing on them is audited",
+    ),
+    (
+        "listMyPrivacyCases",
+        "the caller's own privacy and security cases",
+    ),
+    (
+        "getPrivacyCase",
+        "a question to the privacy office: the reporter's own, or read by the office (audited)",
+    ),
+    (
+        "reportPrivacyCase",
+        "a question or concern sent to the privacy office by anyone; audited as a creation",
+    ),
+    (
+        "listOpenPrivacyCases",
+        "the privacy office's queue of questions and concerns; audited as a listing",
+    ),
+    (
+        "advancePrivacyCase",
+        "the privacy office's answer to a question or concern; audited as a change",
+    ),
+    (
+        "getPrivacyStatements",
+        "the public statements: controller, legal bases, right to complain",
+    ),
 ];
 
 fn operation_ids() -> Vec<String> {
@@ -527,6 +582,19 @@ both_databases!(
             }
         }
         exercise_billing(&app, &admin, &org, &staff.token, &mut allowed, &mut denied).await;
+        // The client's session ended when their account was disabled above.
+        let client_token = app.sign_in("client@example.com").await;
+        let people = RightsPeople {
+            admin: &admin,
+            org: &org,
+            client: &client_token,
+            client_id: &client.user_id,
+            minor: m,
+            staff: &staff.token,
+            officer: &officer.token,
+            agent: &auditor.user_id,
+        };
+        exercise_rights(&app, &people, &mut allowed, &mut denied).await;
         let all: BTreeSet<&str> = AUDITED.into_iter().collect();
         assert_eq!(allowed, all, "every audited operation was exercised allowed");
         let exempt: BTreeSet<&str> = SELF_ONLY.into_iter().chain(SIGNED).collect();
@@ -1028,4 +1096,282 @@ async fn created_id(app: &TestApp, path: &str, operator: &str, body: &Value) -> 
     );
     let invoice: Value = resp.json().await.expect("JSON");
     invoice["id"].as_str().expect("an id").to_owned()
+}
+
+/// Who takes part in the rights requests of the coverage test.
+struct RightsPeople<'a> {
+    admin: &'a str,
+    org: &'a str,
+    client: &'a str,
+    client_id: &'a str,
+    minor: &'a str,
+    staff: &'a str,
+    officer: &'a str,
+    agent: &'a str,
+}
+
+/// Every step of a rights request, allowed (the client, the practice's provider
+/// and privacy officer) and refused (staff of the practice, a person who is not
+/// the minor's guardian); last, as the client's erasure is carried out.
+async fn exercise_rights(
+    app: &TestApp,
+    p: &RightsPeople<'_>,
+    allowed: &mut BTreeSet<&'static str>,
+    denied: &mut BTreeSet<&'static str>,
+) {
+    let call = |id, method, path: String, token: &str, body: Value, status, outcome| Call {
+        id,
+        method,
+        path,
+        token: token.to_owned(),
+        body,
+        status,
+        outcome,
+    };
+    let client = p.client;
+    let c = p.client_id;
+    let org = p.org;
+    let (status, access) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/rights-requests",
+            Some(client),
+            Some(&json!({ "kind": "portability", "regime": "gdpr" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{access}");
+    let archive = format!(
+        "/v1/rights-requests/{}/archive",
+        access["id"].as_str().expect("an id")
+    );
+    let filed = |(status, body): (u16, Value)| {
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("an id").to_owned()
+    };
+    let appointment = json!({ "agent_user_id": p.agent, "document_ref": "POA-2026-1", "expires_at": "2099-01-01T00:00:00Z" });
+    let (status, agent) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/me/authorised-agents",
+            Some(client),
+            Some(&appointment),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let agent = format!(
+        "/v1/me/authorised-agents/{}",
+        agent["id"].as_str().expect("an id")
+    );
+    let for_client = format!("/v1/organisations/{org}/clients/{c}/rights-requests");
+    let erasure = json!({ "kind": "erasure", "regime": "gdpr" });
+    let erase = filed(
+        app.call(
+            reqwest::Method::POST,
+            &for_client,
+            Some(p.admin),
+            Some(&erasure),
+        )
+        .await,
+    );
+    let objection = json!({ "kind": "objection", "regime": "gdpr", "purpose": "marketing_email" });
+    let object = filed(
+        app.call(
+            reqwest::Method::POST,
+            &for_client,
+            Some(p.admin),
+            Some(&objection),
+        )
+        .await,
+    );
+    let queue = format!("/v1/organisations/{org}/rights-requests");
+    let work = |id: &str, step: &str| format!("/v1/organisations/{org}/rights-requests/{id}{step}");
+    let for_minor = json!({ "kind": "access", "regime": "gdpr", "minor_user_id": p.minor });
+    let verified = json!({ "outcome": "verified" });
+    let denial = json!({ "reason": "We do not send marketing email.", "citation": "GDPR Art. 12(5)", "statement": "There is nothing to object to." });
+    let none = || json!({});
+    let calls = vec![
+        call(
+            "fileRightsRequest",
+            "POST",
+            "/v1/rights-requests".to_owned(),
+            client,
+            json!({ "kind": "access", "regime": "hipaa" }),
+            201,
+            "allowed",
+        ),
+        call(
+            "fileRightsRequest",
+            "POST",
+            "/v1/rights-requests".to_owned(),
+            client,
+            for_minor,
+            404,
+            "denied",
+        ),
+        call(
+            "downloadRightsArchive",
+            "GET",
+            archive.clone(),
+            client,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "downloadRightsArchive",
+            "GET",
+            archive,
+            p.staff,
+            none(),
+            404,
+            "denied",
+        ),
+        call(
+            "appointAgent",
+            "POST",
+            "/v1/me/authorised-agents".to_owned(),
+            client,
+            appointment,
+            201,
+            "allowed",
+        ),
+        call(
+            "revokeAgent",
+            "DELETE",
+            agent,
+            client,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "fileClientRightsRequest",
+            "POST",
+            for_client.clone(),
+            p.admin,
+            json!({ "kind": "access", "regime": "ccpa" }),
+            201,
+            "allowed",
+        ),
+        call(
+            "fileClientRightsRequest",
+            "POST",
+            for_client,
+            p.staff,
+            erasure,
+            403,
+            "denied",
+        ),
+        call(
+            "listRightsQueue",
+            "GET",
+            queue.clone(),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "listRightsQueue",
+            "GET",
+            queue,
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "getQueuedRightsRequest",
+            "GET",
+            work(&erase, ""),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "getQueuedRightsRequest",
+            "GET",
+            work(&erase, ""),
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "verifyRightsRequest",
+            "POST",
+            work(&erase, "/verification"),
+            p.staff,
+            verified.clone(),
+            403,
+            "denied",
+        ),
+        call(
+            "verifyRightsRequest",
+            "POST",
+            work(&erase, "/verification"),
+            p.officer,
+            verified,
+            200,
+            "allowed",
+        ),
+        call(
+            "extendRightsRequest",
+            "POST",
+            work(&erase, "/extension"),
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "extendRightsRequest",
+            "POST",
+            work(&erase, "/extension"),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "denyRightsRequest",
+            "POST",
+            work(&object, "/denial"),
+            p.staff,
+            denial.clone(),
+            403,
+            "denied",
+        ),
+        call(
+            "denyRightsRequest",
+            "POST",
+            work(&object, "/denial"),
+            p.officer,
+            denial,
+            200,
+            "allowed",
+        ),
+        call(
+            "executeRightsRequest",
+            "POST",
+            work(&erase, "/execution"),
+            p.staff,
+            none(),
+            403,
+            "denied",
+        ),
+        call(
+            "executeRightsRequest",
+            "POST",
+            work(&erase, "/execution"),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+    ];
+    for call in &calls {
+        exercise(app, call, allowed, denied).await;
+    }
 }

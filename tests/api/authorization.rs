@@ -10,8 +10,10 @@ use tests::{TestApp, both_databases};
 
 /// Operations anyone may call, by design. The payment processor's webhook has no
 /// session: its signature authenticates it (`tests::billing`: a missing, wrong or
-/// stale signature is 400 and changes nothing).
-const PUBLIC: [&str; 15] = [
+/// stale signature is 400 and changes nothing). Anyone, signed in or not, may
+/// send a privacy question or security concern (an invalid session is taken as
+/// none) and read the statements every rights answer carries.
+const PUBLIC: [&str; 17] = [
     "receiveProcessorEvent",
     "listConsentPurposes",
     "listSubProcessors",
@@ -27,6 +29,8 @@ const PUBLIC: [&str; 15] = [
     "confirmEmailChange",
     "requestPasswordReset",
     "resetPassword",
+    "reportPrivacyCase",
+    "getPrivacyStatements",
 ];
 
 /// Every operation in the committed spec, with its method and path template.
@@ -91,8 +95,11 @@ both_databases!(async fn every_protected_operation_answers_401_without_a_session
 
 /// Operations whose only subject is the caller's own account: a caller of another
 /// practice or role can only ever reach their own, so the wrong-caller check is
-/// that another person's resource is invisible (404).
-const OWN_ACCOUNT: [&str; 24] = [
+/// that another person's resource is invisible (404). Rights requests are filed
+/// by the caller for themselves, a minor they are the guardian of, or a person
+/// who appointed them: anyone else is 404, audited
+/// (`tests::audit_coverage`, `tests::data_rights_smoke`).
+const OWN_ACCOUNT: [&str; 33] = [
     "getMyConsents",
     "changeMyConsent",
     "getMyConsentHistory",
@@ -117,6 +124,15 @@ const OWN_ACCOUNT: [&str; 24] = [
     "acceptInvitation",
     "getMyAccessReport",
     "listMyDisclosures",
+    "fileRightsRequest",
+    "listRightsRequests",
+    "getRightsRequest",
+    "downloadRightsArchive",
+    "appointAgent",
+    "listAgents",
+    "revokeAgent",
+    "listAuthorities",
+    "listMyPrivacyCases",
 ];
 
 /// Changes to the caller's own credentials, each re-authenticated by the current
@@ -253,6 +269,30 @@ const BILLING_OPERATOR: [&str; 9] = [
     "runBilling",
 ];
 
+/// Rights requests of a practice's clients: its providers (and admins, privacy
+/// officer) file for a client; its privacy officer alone works the queue. A
+/// member without the role gets 403 in its own practice, another practice's
+/// caller 404 (`rights_operations_refuse_other_practices_and_roles` below).
+const RIGHTS_PRACTICE: [&str; 7] = [
+    "fileClientRightsRequest",
+    "listRightsQueue",
+    "getQueuedRightsRequest",
+    "verifyRightsRequest",
+    "extendRightsRequest",
+    "denyRightsRequest",
+    "executeRightsRequest",
+];
+
+/// Privacy and security cases are worked by the platform's office (the
+/// operator): every member and API key gets 403; a case is read by its
+/// reporter or the office, anyone else gets 404
+/// (`privacy_cases_are_worked_by_the_office_alone` below).
+const PRIVACY_OFFICE: [&str; 3] = [
+    "listOpenPrivacyCases",
+    "advancePrivacyCase",
+    "getPrivacyCase",
+];
+
 /// The plans on offer: the platform operator and practice admins read them;
 /// other members get 403.
 const BILLING_PLANS: [&str; 2] = ["listPlans", "getPlan"];
@@ -273,6 +313,8 @@ fn every_operation_is_classified() {
         .chain(BILLING_PRACTICE.iter())
         .chain(BILLING_OPERATOR.iter())
         .chain(BILLING_PLANS.iter())
+        .chain(RIGHTS_PRACTICE.iter())
+        .chain(PRIVACY_OFFICE.iter())
         .copied()
         .collect();
     let missing: Vec<String> = operations()
@@ -623,6 +665,9 @@ both_databases!(async fn an_api_key_reaches_no_ones_own_account(app) {
             "information": "i", "disclosers": "d", "recipients": "r", "purpose_statement": "p",
             "expiry": {}, "signer": "s", "signed_at": "2026-01-01T00:00:00Z",
             "revocation_statement": "r", "conditioning_statement": "c", "redisclosure_statement": "r",
+            "kind": "access", "regime": "gdpr",
+            "agent_user_id": uuid::Uuid::now_v7(), "document_ref": "POA-1",
+            "expires_at": "2099-01-01T00:00:00Z",
         });
         let resp = call_with(&app, &method, &concrete(&path), &key, &body).await;
         assert_eq!(resp.status(), 403, "{id} with an API key");
@@ -787,5 +832,117 @@ both_databases!(async fn billing_operations_refuse_other_practices_and_roles(app
         assert_eq!(app.count_rows(table).await, 0, "{table}");
     }
     assert_eq!(app.count_rows("billing_plans").await, 1);
+    app.stop().await;
+});
+
+/// A schema-valid body for each rights operation of a practice that takes one.
+fn rights_body(id: &str) -> Value {
+    match id {
+        "fileClientRightsRequest" => json!({ "kind": "access", "regime": "gdpr" }),
+        "verifyRightsRequest" => json!({ "outcome": "verified" }),
+        "denyRightsRequest" => {
+            json!({ "reason": "No", "citation": "GDPR Art. 12(5)", "statement": "Manifestly unfounded." })
+        }
+        _ => json!({}),
+    }
+}
+
+both_databases!(async fn rights_operations_refuse_other_practices_and_roles(app) {
+    let admin = app.signed_in_provider("owner-r@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let client = app.signed_in_member(&admin, "client-r@example.com", "client").await;
+    let staff = app.signed_in_member(&admin, "staff-r@example.com", "staff").await;
+    let provider = app.signed_in_member(&admin, "provider-r@example.com", "provider").await;
+    let officer = app.signed_in_member(&admin, "po-r@example.com", "privacy_officer").await;
+    let other_admin = app.signed_in_provider("other-r@example.com").await;
+    // A request waiting for the officer, filed by the practice's provider.
+    let filed = format!("/v1/organisations/{org}/clients/{}/rights-requests", client.user_id);
+    let resp = call_with(&app, "POST", &filed, &provider.token, &json!({ "kind": "erasure", "regime": "gdpr" })).await;
+    assert_eq!(resp.status(), 201);
+    let request: Value = resp.json().await.expect("JSON");
+    assert_eq!(request["status"], "awaiting_verification");
+    let request_id = request["id"].as_str().expect("an id").to_owned();
+    let mut checked = 0;
+    for (id, method, template) in operations() {
+        if !RIGHTS_PRACTICE.contains(&id.as_str()) {
+            continue;
+        }
+        let path = template
+            .replace("{organisation_id}", &org)
+            .replace("{user_id}", &client.user_id)
+            .replace("{id}", &request_id);
+        let body = rights_body(&id);
+        // Another practice's admin: the practice does not exist for them.
+        let status = call_with(&app, &method, &path, &other_admin, &body).await.status();
+        assert_eq!(status, 404, "{id} by another practice's admin");
+        // A client and staff: the wrong role.
+        for (who, caller) in [("a client", &client.token), ("staff", &staff.token)] {
+            let status = call_with(&app, &method, &path, caller, &body).await.status();
+            assert_eq!(status, 403, "{id} by {who}");
+        }
+        // A provider files, and does not work the queue.
+        if id != "fileClientRightsRequest" {
+            let status = call_with(&app, &method, &path, &provider.token, &body).await.status();
+            assert_eq!(status, 403, "{id} by a provider");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, RIGHTS_PRACTICE.len());
+    // The refused calls changed nothing: the request still waits, alone.
+    let queue: Value = app.client.get(app.url(&format!("/v1/organisations/{org}/rights-requests")))
+        .bearer_auth(&officer.token).send().await.expect("answers").json().await.expect("JSON");
+    let items = queue["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{queue}");
+    assert_eq!(items[0]["status"], "awaiting_verification");
+    app.stop().await;
+});
+
+both_databases!(async fn privacy_cases_are_worked_by_the_office_alone(app) {
+    let admin = app.signed_in_provider("owner-p@example.com").await;
+    let org = app.organisation_of(&admin).await;
+    let client = app.signed_in_member(&admin, "client-p@example.com", "client").await;
+    let staff = app.signed_in_member(&admin, "staff-p@example.com", "staff").await;
+    let created: Value = app.client.post(app.url(&format!("/v1/organisations/{org}/api-keys")))
+        .bearer_auth(&admin).json(&json!({ "name": "admin key", "role": "org_admin" }))
+        .send().await.expect("answers").json().await.expect("JSON");
+    let admin_key = created["secret"].as_str().expect("a secret").to_owned();
+    let operator = app.operator_session("operator-p@example.com").await;
+    let question = json!({ "kind": "privacy_question", "message": "Who sees my notes?" });
+    let resp = call_with(&app, "POST", "/v1/privacy-cases", &client.token, &question).await;
+    assert_eq!(resp.status(), 201);
+    let case: Value = resp.json().await.expect("JSON");
+    let case_id = case["id"].as_str().expect("an id").to_owned();
+    let advance = json!({ "status": "in_progress" });
+    let mut checked = 0;
+    for (id, method, template) in operations() {
+        if !PRIVACY_OFFICE.contains(&id.as_str()) {
+            continue;
+        }
+        let path = template.replace("{id}", &case_id);
+        let body = if id == "advancePrivacyCase" { advance.clone() } else { json!({}) };
+        // Someone else's case does not exist for a member; the office's work is
+        // refused to every member and key.
+        let expected = if id == "getPrivacyCase" { 404 } else { 403 };
+        for (who, caller) in [("staff", &staff.token), ("a practice admin", &admin), ("an admin key", &admin_key)] {
+            let status = call_with(&app, &method, &path, caller, &body).await.status();
+            assert_eq!(status, expected, "{id} by {who}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, PRIVACY_OFFICE.len());
+    // The reporter reads their own; the office reads and works it.
+    let mine = format!("/v1/privacy-cases/{case_id}");
+    assert_eq!(call_with(&app, "GET", &mine, &client.token, &json!({})).await.status(), 200);
+    let open: Value = app.client.get(app.url("/v1/operator/privacy-cases")).bearer_auth(&operator)
+        .send().await.expect("answers").json().await.expect("JSON");
+    assert_eq!(open["items"][0]["status"], "open", "nothing changed: {open}");
+    let resp = call_with(&app, "POST", &format!("/v1/operator/privacy-cases/{case_id}/status"), &operator, &advance).await;
+    assert_eq!(resp.status(), 200);
+    // Anyone may send one without a session, with an address to answer.
+    let anonymous = json!({ "kind": "security_concern", "message": "Someone signed in as me", "reply_to": "me@example.org" });
+    let resp = app.client.post(app.url("/v1/privacy-cases")).json(&anonymous).send().await.expect("answers");
+    assert_eq!(resp.status(), 201);
+    let resp = app.client.post(app.url("/v1/privacy-cases")).json(&question).send().await.expect("answers");
+    assert_eq!(resp.status(), 422, "no address to answer");
     app.stop().await;
 });

@@ -11,6 +11,7 @@ mod clinical;
 mod clinical_fhir;
 mod consent;
 mod credentials;
+mod data_rights_smoke;
 mod edge;
 mod fhir_validator;
 mod identity;

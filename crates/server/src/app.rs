@@ -127,6 +127,7 @@ impl App {
             clock.clone(),
             audit,
             billing,
+            config.controller(),
         );
         publish_builtin_notice(&state, clock.as_ref()).await?;
         if let Some(email) = &config.grant_operator {
@@ -314,6 +315,7 @@ struct BillingSettings {
 }
 
 /// Builds every adapter on `database` and hands them to the services.
+#[allow(clippy::too_many_arguments)]
 fn compose(
     database: Database,
     keys: Keys,
@@ -322,6 +324,7 @@ fn compose(
     clock: Arc<dyn Clock>,
     audit: AuditService,
     billing: BillingSettings,
+    controller: data_rights::statements::Controller,
 ) -> AppState {
     let Keys {
         keyring,
@@ -400,8 +403,25 @@ fn compose(
     ));
     let audit_personal_data = Arc::new(audit::personal_data::AuditPersonalData::new(
         audit.clone(),
-        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(accounts))),
+        Arc::new(crate::billing::IdentitySubjects::new(Arc::new(
+            accounts.clone(),
+        ))),
     ));
+    let rights = compose_rights(
+        &database,
+        &keyring,
+        RightsContexts {
+            accounts,
+            identity: &identity,
+            clinical: &clinical,
+            consent: &consent,
+            billing: billing_personal_data.clone(),
+            audit: audit_personal_data.clone(),
+        },
+        &audit,
+        clock.clone(),
+        controller,
+    );
     let idempotency = crate::idempotency::Keys::new(store::SeaOrmIdempotencyStore::new(
         database.clone(),
         keyring.clone(),
@@ -417,10 +437,73 @@ fn compose(
             clinical,
             billing: billing_service,
             billing_personal_data,
+            rights,
             webhook_signer: billing.signer,
             idempotency,
         },
         clock,
+    )
+}
+
+/// The contexts the rights engine reaches personal data through, as composed.
+struct RightsContexts<'a> {
+    accounts: SeaOrmIdentityRepository,
+    identity: &'a IdentityService,
+    clinical: &'a clinical::ClinicalService,
+    consent: &'a consent::ConsentService,
+    billing: Arc<billing::personal_data::BillingPersonalData>,
+    audit: Arc<audit::personal_data::AuditPersonalData>,
+}
+
+/// The rights engine over every context's `PersonalData` port (identity,
+/// clinical, consent, billing, audit), its storage, people, the consent ledger, the
+/// subjects' keys, ZIP archives and the audit log; stating `controller`.
+fn compose_rights(
+    database: &Database,
+    keyring: &Keyring,
+    contexts: RightsContexts<'_>,
+    audit: &AuditService,
+    clock: Arc<dyn Clock>,
+    controller: data_rights::statements::Controller,
+) -> data_rights::service::RightsService {
+    let RightsContexts {
+        accounts,
+        identity,
+        clinical,
+        consent,
+        billing,
+        audit: audit_log,
+    } = contexts;
+    let personal_data: Vec<Arc<dyn kernel::PersonalData>> = vec![
+        Arc::new(identity.personal_data()),
+        Arc::new(clinical::ClinicalPersonalData::new(
+            clinical.repository().clone(),
+        )),
+        Arc::new(consent::ConsentPersonalData::new(consent.clone())),
+        billing,
+        audit_log,
+    ];
+    data_rights::service::RightsService::new(
+        data_rights::service::RightsPorts {
+            repository: Arc::new(store::SeaOrmRightsRepository::new(
+                database.clone(),
+                keyring.clone(),
+            )),
+            contexts: personal_data,
+            people: Arc::new(crate::rights::IdentityPeople::new(
+                Arc::new(accounts.clone()),
+                Arc::new(accounts),
+                clinical.repository().clone(),
+            )),
+            consent: Arc::new(crate::rights::ConsentServiceLedger::new(
+                consent.clone(),
+                clock,
+            )),
+            keys: Arc::new(crate::rights::KeyringSubjectKeys::new(keyring.clone())),
+            packer: Arc::new(crate::rights::ZipPacker),
+            audit: audit.sink(),
+        },
+        crate::rights::statements(controller),
     )
 }
 
@@ -776,6 +859,11 @@ pub async fn openapi_document() -> Result<String, StartupError> {
         signer: crypto::WebhookSigner::new(&throwaway_secret()?),
         config: billing::service::BillingConfig::default(),
     };
+    let controller = data_rights::statements::Controller {
+        name: crate::config::DEV_CONTROLLER_NAME.to_owned(),
+        address: crate::config::DEV_CONTROLLER_ADDRESS.to_owned(),
+        privacy_officer_email: crate::config::DEV_PRIVACY_OFFICER_EMAIL.to_owned(),
+    };
     let state = compose(
         database,
         keys,
@@ -784,6 +872,7 @@ pub async fn openapi_document() -> Result<String, StartupError> {
         clock,
         audit,
         billing,
+        controller,
     );
     Ok(crate::api::service(&state).spec())
 }

@@ -201,7 +201,40 @@ pub struct Config {
     /// leaves a core for everything else.
     #[arg(long, env = "CUSTODIA_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<std::num::NonZeroUsize>,
+
+    /// The controller's legal name, stated in every rights answer and in the
+    /// privacy statements (D13, O5). Set it in production.
+    #[arg(
+        long,
+        env = "CUSTODIA_CONTROLLER_NAME",
+        default_value = DEV_CONTROLLER_NAME
+    )]
+    pub controller_name: String,
+
+    /// The controller's postal address, stated with its name.
+    #[arg(
+        long,
+        env = "CUSTODIA_CONTROLLER_ADDRESS",
+        default_value = DEV_CONTROLLER_ADDRESS
+    )]
+    pub controller_address: String,
+
+    /// The privacy officer's email address, stated with the controller.
+    #[arg(
+        long,
+        env = "CUSTODIA_PRIVACY_OFFICER_EMAIL",
+        default_value = DEV_PRIVACY_OFFICER_EMAIL
+    )]
+    pub privacy_officer_email: String,
 }
+
+/// The controller named when none is configured: plainly a development one.
+pub const DEV_CONTROLLER_NAME: &str =
+    "Custodia development controller (set CUSTODIA_CONTROLLER_NAME)";
+/// The address stated when none is configured.
+pub const DEV_CONTROLLER_ADDRESS: &str = "No address configured (set CUSTODIA_CONTROLLER_ADDRESS)";
+/// The privacy officer's address when none is configured (a reserved domain).
+pub const DEV_PRIVACY_OFFICER_EMAIL: &str = "privacy-officer@custodia.invalid";
 
 impl Config {
     /// Parses settings from `args` (the first is the program name) and the
@@ -215,6 +248,16 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         Self::try_parse_from(args)
+    }
+
+    /// The controller and privacy officer as configured, for the statements.
+    #[must_use]
+    pub fn controller(&self) -> data_rights::statements::Controller {
+        data_rights::statements::Controller {
+            name: self.controller_name.trim().to_owned(),
+            address: self.controller_address.trim().to_owned(),
+            privacy_officer_email: self.privacy_officer_email.trim().to_owned(),
+        }
     }
 
     /// Whether the database is the embedded SQLite.
@@ -262,6 +305,9 @@ mod tests {
             "--invoice-retention-days",
             "--invoice-retention-ground",
             "--billing-run-interval-secs",
+            "--controller-name",
+            "--controller-address",
+            "--privacy-officer-email",
         ] {
             assert!(help.contains(flag), "--help is missing {flag}");
         }
@@ -295,6 +341,32 @@ mod tests {
         let defaults = Config::try_from_args(["custodia"]).expect("defaults parse");
         assert_eq!(defaults.billing_run_interval_secs, 3600);
         assert!(defaults.invoice_retention_days.is_none());
+    }
+
+    #[test]
+    fn the_controller_has_development_defaults_and_is_configurable() {
+        let defaults = Config::try_from_args(["custodia"]).expect("defaults parse");
+        assert_eq!(defaults.controller().name, DEV_CONTROLLER_NAME);
+        assert_eq!(
+            defaults.controller().privacy_officer_email,
+            DEV_PRIVACY_OFFICER_EMAIL
+        );
+        let set = Config::try_from_args([
+            "custodia",
+            "--controller-name",
+            "Harbour Health Ltd",
+            "--controller-address",
+            "1 Quay Street, Dublin",
+            "--privacy-officer-email",
+            "dpo@harbour.example",
+        ])
+        .expect("parses");
+        assert_eq!(set.controller().name, "Harbour Health Ltd");
+        assert_eq!(set.controller().address, "1 Quay Street, Dublin");
+        assert_eq!(
+            set.controller().privacy_officer_email,
+            "dpo@harbour.example"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`idempotency`]: `Idempotency-Key` for operations a client may retry;
 //! - [`billing`]: billing notices through identity's outbox;
 //! - [`audit`]: the person behind a subject, for the audit log's `PersonalData` port;
+//! - [`rights`]: the rights engine's adapters (people, consent ledger, keys, ZIP archives)
+//!   and its statements;
 //! - [`problem`]: the RFC 9457 error shape;
 //! - [`api`]: the operations, one module per context;
 //! - [`telemetry`]: log set-up.
@@ -23,6 +25,7 @@ pub mod edge;
 pub mod idempotency;
 pub mod jobs;
 pub mod problem;
+pub mod rights;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

@@ -99,6 +99,11 @@ pub enum ProblemKind {
     /// 402: the card was declined or needs its holder; the failed payment is
     /// recorded on the invoice, which stays open.
     PaymentFailed,
+    /// 403: an authorised agent's proof of authority has expired; the attempt is
+    /// audited.
+    AuthorityExpired,
+    /// 403: the person has not confirmed the authorised agent yet.
+    AuthorityNotConfirmed,
 }
 
 impl ProblemKind {
@@ -144,6 +149,7 @@ impl ProblemKind {
             Self::MfaEnrolmentRequired => 403,
             Self::PlanLimitReached => 409,
             Self::PaymentFailed => 402,
+            Self::AuthorityExpired | Self::AuthorityNotConfirmed => 403,
         }
     }
 
@@ -169,6 +175,8 @@ impl ProblemKind {
             Self::MfaEnrolmentRequired => "mfa-enrolment-required",
             Self::PlanLimitReached => "plan-limit-reached",
             Self::PaymentFailed => "payment-failed",
+            Self::AuthorityExpired => "authority-expired",
+            Self::AuthorityNotConfirmed => "authority-not-confirmed",
         }
     }
 
@@ -194,11 +202,13 @@ impl ProblemKind {
             Self::MfaEnrolmentRequired => "MFA enrolment is required",
             Self::PlanLimitReached => "Plan limit reached",
             Self::PaymentFailed => "The payment was not completed",
+            Self::AuthorityExpired => "The proof of authority has expired",
+            Self::AuthorityNotConfirmed => "The person has not confirmed this agent",
         }
     }
 
     /// Every kind, for documentation tests.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -217,6 +227,8 @@ impl ProblemKind {
         Self::MfaEnrolmentRequired,
         Self::PlanLimitReached,
         Self::PaymentFailed,
+        Self::AuthorityExpired,
+        Self::AuthorityNotConfirmed,
     ];
 }
 
@@ -441,7 +453,9 @@ impl ApiError {
             ProblemKind::Unauthenticated | ProblemKind::MfaRequired => Self::Unauthenticated(body),
             ProblemKind::Forbidden
             | ProblemKind::GuardianRequired
-            | ProblemKind::MfaEnrolmentRequired => Self::Forbidden(body),
+            | ProblemKind::MfaEnrolmentRequired
+            | ProblemKind::AuthorityExpired
+            | ProblemKind::AuthorityNotConfirmed => Self::Forbidden(body),
             ProblemKind::NotFound => Self::NotFound(body),
             ProblemKind::Conflict | ProblemKind::PlanLimitReached => Self::Conflict(body),
             // Only the operations that charge a card answer 402, with their own

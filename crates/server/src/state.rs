@@ -10,6 +10,7 @@ use billing::personal_data::BillingPersonalData;
 use clinical::ClinicalService;
 use consent::ConsentService;
 use crypto::{Keyring, WebhookSigner};
+use data_rights::service::RightsService;
 use identity::IdentityService;
 use kernel::Clock;
 use store::Database;
@@ -40,6 +41,8 @@ pub struct Services {
     pub billing: BillingService,
     /// Billing's part of the rights engine's `PersonalData` port.
     pub billing_personal_data: Arc<BillingPersonalData>,
+    /// The rights engine, over every context's `PersonalData` port.
+    pub rights: RightsService,
     /// Verifies the payment processor's webhook signatures.
     pub webhook_signer: WebhookSigner,
     /// The `Idempotency-Key`s of operations a client may retry.
@@ -122,6 +125,12 @@ impl AppState {
     #[must_use]
     pub fn billing_personal_data(&self) -> &Arc<BillingPersonalData> {
         &self.inner.services.billing_personal_data
+    }
+
+    /// The rights engine: requests, agents, cases and statements (D1-D13).
+    #[must_use]
+    pub fn rights(&self) -> &RightsService {
+        &self.inner.services.rights
     }
 
     /// The payment processor's webhook signatures, under the configured secret.

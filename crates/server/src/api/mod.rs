@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod identity;
 pub mod integrations;
 pub mod practice;
+pub mod rights;
 pub mod system;
 
 use poem_openapi::{ExtraHeader, OpenApiService, Tags};
@@ -44,6 +45,10 @@ pub enum ApiTags {
     /// Plans, tax rates, a practice's billing account, cards, subscription and
     /// invoices, refunds, billing runs and the payment processor's webhook.
     Billing,
+    /// Data rights under HIPAA, GDPR and CCPA: requests, their verification,
+    /// deadlines and answers, authorised agents, privacy questions and security
+    /// concerns, and the statements every answer carries.
+    Rights,
 }
 
 /// Every context's operations.
@@ -59,6 +64,8 @@ pub type Apis = (
     clinical::ClinicalApi,
     billing::BillingApi,
     billing::BillingOperatorApi,
+    rights::RightsApi,
+    rights::PrivacyCaseApi,
 );
 
 /// The API's title in the OpenAPI document.
@@ -80,6 +87,8 @@ pub fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             clinical::ClinicalApi::new(state.clone()),
             billing::BillingApi::new(state.clone()),
             billing::BillingOperatorApi::new(state.clone()),
+            rights::RightsApi::new(state.clone()),
+            rights::PrivacyCaseApi::new(state.clone()),
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),

@@ -11,7 +11,7 @@ mod clinical;
 mod clinical_fhir;
 mod consent;
 mod credentials;
-mod data_rights_smoke;
+mod data_rights;
 mod edge;
 mod fhir_validator;
 mod identity;

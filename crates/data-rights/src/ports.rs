@@ -154,6 +154,25 @@ pub struct Person {
     pub home_organisation: OrganisationId,
 }
 
+/// Where a page of a practice's clients begins: after the client who became one
+/// at `at` with account `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientsCursor {
+    /// When the last client of the page became one.
+    pub at: DateTime<Utc>,
+    /// Their account.
+    pub id: uuid::Uuid,
+}
+
+/// One page of a practice's clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientsPage {
+    /// The clients.
+    pub people: Vec<Person>,
+    /// Where the next page begins, if there is one.
+    pub next: Option<ClientsCursor>,
+}
+
 /// Who people are and who may act for them (identity and clinical, behind an
 /// adapter).
 #[async_trait]
@@ -165,14 +184,14 @@ pub trait People: Send + Sync + 'static {
     async fn person_of_subject(&self, subject: SubjectId) -> Result<Option<Person>, PortError>;
     /// Whether `guardian` is a recorded guardian of `minor`.
     async fn is_guardian(&self, guardian: UserId, minor: UserId) -> Result<bool, PortError>;
-    /// The practice's clients after `after` (by account id), at most `limit`:
-    /// the population of a de-identified extract.
+    /// One page of the practice's clients, at most `limit`, after `after`: the
+    /// population of a de-identified extract.
     async fn clients_of(
         &self,
         organisation: OrganisationId,
-        after: Option<UserId>,
+        after: Option<ClientsCursor>,
         limit: u32,
-    ) -> Result<Vec<Person>, PortError>;
+    ) -> Result<ClientsPage, PortError>;
     /// Whether `user` is a client of `organisation`.
     async fn is_client(
         &self,

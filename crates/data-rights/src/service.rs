@@ -70,7 +70,7 @@ pub mod resource {
 }
 
 /// How many clients a research extract reads per page.
-pub const EXTRACT_PAGE: u32 = 200;
+pub const EXTRACT_PAGE: u32 = 100;
 
 /// The contexts a research extract reads: identity (the birth date), clinical.
 const EXTRACT_CONTEXTS: [&str; 2] = ["identity", "clinical"];
@@ -1413,10 +1413,21 @@ impl RightsService {
                 RestrictionScope::Categories(categories.clone())
             };
             for context in &self.ports().contexts {
-                context
+                let held: Vec<DataCategory> =
+                    context.describe().iter().map(|e| e.category).collect();
+                if !categories.is_empty() && !categories.iter().any(|c| held.contains(c)) {
+                    continue;
+                }
+                match context
                     .restrict(ctx, request.subject, scope.clone(), *lift)
                     .await
-                    .map_err(personal_data_error)?;
+                {
+                    // A context that cannot restrict (identity: account data only
+                    // runs the account) says so; the ledger's restriction, which
+                    // every gated use obeys, stands.
+                    Ok(()) | Err(PersonalDataError::Invalid(_)) => {}
+                    Err(e) => return Err(personal_data_error(e)),
+                }
             }
         }
         Ok(RequestResult::Applied)
@@ -1460,17 +1471,15 @@ impl RightsService {
                 .clients_of(organisation, after, EXTRACT_PAGE)
                 .await
                 .map_err(unavailable)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.user);
-            let full = page.len() == EXTRACT_PAGE as usize;
-            for client in page {
+            for client in page.people {
                 extract.considered += 1;
                 if let Some(subject) = self.deidentified(&work, organisation, client).await? {
                     extract.subjects.push(subject);
                 }
             }
-            if !full {
-                break;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         // Random ids, sorted: neither the ids nor the order say anything of the

@@ -419,7 +419,6 @@ fn compose(
             audit: audit_personal_data.clone(),
         },
         &audit,
-        clock.clone(),
         controller,
     );
     let idempotency = crate::idempotency::Keys::new(store::SeaOrmIdempotencyStore::new(
@@ -463,7 +462,6 @@ fn compose_rights(
     keyring: &Keyring,
     contexts: RightsContexts<'_>,
     audit: &AuditService,
-    clock: Arc<dyn Clock>,
     controller: data_rights::statements::Controller,
 ) -> data_rights::service::RightsService {
     let RightsContexts {
@@ -495,13 +493,11 @@ fn compose_rights(
                 Arc::new(accounts),
                 clinical.repository().clone(),
             )),
-            consent: Arc::new(crate::rights::ConsentServiceLedger::new(
-                consent.clone(),
-                clock,
-            )),
+            consent: Arc::new(crate::rights::ConsentServiceLedger::new(consent.clone())),
             keys: Arc::new(crate::rights::KeyringSubjectKeys::new(keyring.clone())),
             packer: Arc::new(crate::rights::ZipPacker),
             audit: audit.sink(),
+            gate: Arc::new(consent.clone()),
         },
         crate::rights::statements(controller),
     )

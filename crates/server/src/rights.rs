@@ -14,15 +14,12 @@ use consent::ledger::{Authority, Channel, LedgerAction};
 use consent::service::Change;
 use crypto::Keyring;
 use data_rights::ports::{
-    ArchivePacker, ArchivePart, ConsentInstruction, ConsentLedger, ConsentLedgerError, Packed,
-    People, Person, PortError, SubjectKeys,
+    ArchivePacker, ArchivePart, ClientsCursor, ClientsPage, ConsentInstruction, ConsentLedger,
+    ConsentLedgerError, Packed, People, Person, PortError, SubjectKeys,
 };
 use data_rights::request::Requester;
 use data_rights::statements::{Controller, ProcessingActivity, Statements};
-use kernel::{
-    Clock, ConsentGate as _, ConsentQuery, DataCategory, OrganisationId, Purpose, Recipient,
-    Regime, RequestContext, SubjectId, UserId,
-};
+use kernel::{DataCategory, OrganisationId, Purpose, Regime, RequestContext, SubjectId, UserId};
 
 /// Who people are, from identity's accounts and guardianships and clinical's
 /// clients.
@@ -108,6 +105,41 @@ impl People for IdentityPeople {
             }))
     }
 
+    /// Every client of the practice (as an admin lists them), by when they became
+    /// one; the person's keys and requests belong to their home practice.
+    async fn clients_of(
+        &self,
+        organisation: OrganisationId,
+        after: Option<ClientsCursor>,
+        limit: u32,
+    ) -> Result<ClientsPage, PortError> {
+        let page = self
+            .clinical
+            .clients(
+                organisation,
+                None,
+                chrono::Utc::now().date_naive(),
+                clinical::model::PageRequest {
+                    after: after.map(|c| clinical::model::Cursor { at: c.at, id: c.id }),
+                    limit: limit.clamp(1, clinical::model::MAX_PAGE),
+                },
+            )
+            .await
+            .map_err(port_error)?;
+        Ok(ClientsPage {
+            people: page
+                .items
+                .into_iter()
+                .map(|listing| Person {
+                    user: listing.client.user,
+                    subject: listing.client.subject,
+                    home_organisation: listing.client.home_organisation,
+                })
+                .collect(),
+            next: page.next.map(|c| ClientsCursor { at: c.at, id: c.id }),
+        })
+    }
+
     async fn is_client(
         &self,
         organisation: OrganisationId,
@@ -128,7 +160,6 @@ impl People for IdentityPeople {
 #[derive(Clone)]
 pub struct ConsentServiceLedger {
     consent: ConsentService,
-    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ConsentServiceLedger {
@@ -139,10 +170,10 @@ impl std::fmt::Debug for ConsentServiceLedger {
 }
 
 impl ConsentServiceLedger {
-    /// The ledger over `consent`, deciding at `clock`'s time.
+    /// The ledger over `consent`.
     #[must_use]
-    pub fn new(consent: ConsentService, clock: Arc<dyn Clock>) -> Self {
-        Self { consent, clock }
+    pub const fn new(consent: ConsentService) -> Self {
+        Self { consent }
     }
 
     async fn record(
@@ -266,24 +297,6 @@ impl ConsentLedger for ConsentServiceLedger {
                 }
             }
         }
-    }
-
-    /// The consent decision for `purpose` on the person's health records, as
-    /// shown to the person themselves, now.
-    async fn allows(&self, subject: SubjectId, purpose: Purpose) -> Result<bool, PortError> {
-        let query = ConsentQuery {
-            subject,
-            purpose,
-            recipient: Recipient::Subject,
-            category: DataCategory::HealthRecord,
-            at: self.clock.now(),
-        };
-        Ok(self
-            .consent
-            .decide(&query)
-            .await
-            .map_err(port_error)?
-            .is_allowed())
     }
 }
 

@@ -159,19 +159,28 @@ impl People for FakePeople {
     async fn clients_of(
         &self,
         organisation: OrganisationId,
-        after: Option<UserId>,
+        after: Option<crate::ports::ClientsCursor>,
         limit: u32,
-    ) -> Result<Vec<Person>, PortError> {
+    ) -> Result<crate::ports::ClientsPage, PortError> {
+        // One client per page, whatever the limit, so paging is exercised.
+        let _ = limit;
         let mut clients: Vec<Person> = self
             .people
             .iter()
             .filter(|p| self.clients.contains(&(organisation, p.user)))
-            .filter(|p| after.is_none_or(|a| p.user > a))
+            .filter(|p| after.is_none_or(|a| p.user.as_uuid() > a.id))
             .copied()
             .collect();
         clients.sort_by_key(|p| p.user);
-        clients.truncate(limit as usize);
-        Ok(clients)
+        clients.truncate(1);
+        let next = clients.last().map(|p| crate::ports::ClientsCursor {
+            at: DateTime::<Utc>::MIN_UTC,
+            id: p.user.as_uuid(),
+        });
+        Ok(crate::ports::ClientsPage {
+            people: clients,
+            next,
+        })
     }
 }
 

@@ -432,6 +432,36 @@ impl RightsApi {
         Ok(Found::Ok(Json(self.list(&ctx, &queue))))
     }
 
+    /// A HIPAA Safe Harbor de-identified extract of the practice's clients for
+    /// `purpose` (`research` or `analytics`), for its privacy officer: only
+    /// clients whose consent allows the purpose, only the categories it allows,
+    /// under random ids in random order (U5, R3). Each client read is audited,
+    /// and the extract.
+    #[oai(
+        path = "/organisations/:organisation_id/research-extract",
+        method = "get",
+        operation_id = "getResearchExtract"
+    )]
+    async fn get_research_extract(
+        &self,
+        req: &Request,
+        auth: SessionAuth,
+        organisation_id: Path<Uuid>,
+        purpose: Query<String>,
+    ) -> Result<Found<super::views::ResearchExtractView>, ApiError> {
+        let purpose = super::purpose(Some(&purpose.0))?;
+        let ctx = self.member(req, &auth);
+        let result = self
+            .rights()
+            .research_extract(&ctx, OrganisationId::from_uuid(organisation_id.0), purpose)
+            .await;
+        let extract =
+            audit_refusal(&self.state, &ctx, AuditAction::Export, Uuid::nil(), result).await?;
+        Ok(Found::Ok(Json(super::views::ResearchExtractView::of(
+            extract,
+        ))))
+    }
+
     /// One of the practice's rights requests (its privacy officer).
     #[oai(
         path = "/organisations/:organisation_id/rights-requests/:id",

@@ -722,3 +722,86 @@ pub struct CaseList {
     /// The cases.
     pub items: Vec<CaseView>,
 }
+
+/// One de-identified record of a research extract.
+#[derive(Debug, Object)]
+pub struct ResearchRecordView {
+    /// The record's kind (e.g. `condition`, `medication`, `adherence_log`).
+    pub kind: String,
+    /// The year it refers to, when one is known and may be given.
+    #[oai(skip_serializing_if_is_none)]
+    pub year: Option<i32>,
+    /// Its allow-listed, de-identified fields (see `data_rights::deidentify`).
+    pub data: serde_json::Value,
+}
+
+/// One client of a research extract, under a random id.
+#[derive(Debug, Object)]
+pub struct ResearchSubjectView {
+    /// A random id, new for each extract.
+    pub research_id: Uuid,
+    /// Age in whole years, or `90+`.
+    #[oai(skip_serializing_if_is_none)]
+    pub age: Option<String>,
+    /// Sex, as recorded.
+    #[oai(skip_serializing_if_is_none)]
+    pub sex: Option<String>,
+    /// The first three digits of a US ZIP code (`000` where the population is
+    /// 20,000 or fewer).
+    #[oai(skip_serializing_if_is_none)]
+    pub zip3: Option<String>,
+    /// Preferred language (a 2–3 letter code).
+    #[oai(skip_serializing_if_is_none)]
+    pub language: Option<String>,
+    /// The records the client's consent allows.
+    pub records: Vec<ResearchRecordView>,
+}
+
+/// A HIPAA Safe Harbor de-identified extract of a practice's clients.
+#[derive(Debug, Object)]
+pub struct ResearchExtractView {
+    /// `research` or `analytics`.
+    pub purpose: String,
+    /// When it was made.
+    pub generated_at: DateTime<Utc>,
+    /// How many clients were considered.
+    pub considered: u64,
+    /// The clients whose consent allows the purpose, in random order.
+    pub subjects: Vec<ResearchSubjectView>,
+}
+
+impl ResearchExtractView {
+    /// The view of `extract`.
+    #[must_use]
+    pub fn of(extract: data_rights::service::ResearchExtract) -> Self {
+        use data_rights::deidentify::Age;
+        Self {
+            purpose: extract.purpose.as_str().to_owned(),
+            generated_at: extract.generated_at,
+            considered: extract.considered,
+            subjects: extract
+                .subjects
+                .into_iter()
+                .map(|s| ResearchSubjectView {
+                    research_id: s.research_id,
+                    age: s.age.map(|age| match age {
+                        Age::Years(years) => years.to_string(),
+                        Age::NinetyOrOlder => "90+".to_owned(),
+                    }),
+                    sex: s.sex,
+                    zip3: s.zip3,
+                    language: s.language,
+                    records: s
+                        .records
+                        .into_iter()
+                        .map(|r| ResearchRecordView {
+                            kind: r.kind,
+                            year: r.year,
+                            data: r.data,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -11,7 +11,9 @@
 //! - [`verify`]: the verifier auditors run, in process or through `cargo xtask
 //!   verify audit`;
 //! - [`service`]: what people may ask of the log: verification, inclusion proofs,
-//!   the accounting of disclosures and a subject's own access report.
+//!   the accounting of disclosures and a subject's own access report;
+//! - [`retention`]: [`retention::AuditRetention`], the retention sweep that blanks
+//!   events past their period through the log's prune.
 //!
 //! `docs/audit.md` explains the design and its limits.
 
@@ -22,6 +24,7 @@ pub mod log;
 pub mod memory;
 pub mod merkle;
 pub mod ports;
+pub mod retention;
 pub mod service;
 pub mod verify;
 

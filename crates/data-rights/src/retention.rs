@@ -127,14 +127,14 @@ impl RetentionRun {
     }
 
     /// Runs every sweep in order at `ctx.at()`, telling `progress` as each starts
-    /// and ends. A failing sweep is reported in [`RetentionReport::failures`] and
+    /// and ends (`Send`, so a run can be a spawned job's). A failing sweep is reported in [`RetentionReport::failures`] and
     /// the run goes on; `dry_run` is passed to every sweep, and then nothing
     /// changes.
     pub async fn run(
         &self,
         ctx: &RequestContext,
         dry_run: bool,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> RetentionReport {
         let now = ctx.at();
         let total = self.sweeps.len();

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use audit::AuditService;
+use audit::retention::AuditRetention;
 use billing::BillingService;
 use billing::personal_data::BillingPersonalData;
-use clinical::ClinicalService;
-use consent::ConsentService;
+use billing::retention::BillingRetention;
+use clinical::{ClinicalRetention, ClinicalService};
+use consent::{ConsentRetention, ConsentService};
 use crypto::{Keyring, WebhookSigner};
 use identity::IdentityService;
 use kernel::Clock;
+use kernel::personal_data::RetentionSweep;
 use store::Database;
 
 use crate::idempotency::Keys;
@@ -112,6 +115,26 @@ impl AppState {
     #[must_use]
     pub fn billing_personal_data(&self) -> &Arc<BillingPersonalData> {
         &self.inner.services.billing_personal_data
+    }
+
+    /// Every context's retention sweep, in the order the retention job runs them:
+    /// identity, clinical, consent, billing, then audit (whose blanking is the
+    /// last word on what the others did before).
+    #[must_use]
+    pub fn retention_sweeps(&self) -> Vec<Arc<dyn RetentionSweep>> {
+        let services = &self.inner.services;
+        vec![
+            Arc::new(services.identity.retention()),
+            Arc::new(ClinicalRetention::new(
+                services.clinical.repository().clone(),
+            )),
+            Arc::new(ConsentRetention::new(services.consent.clone())),
+            Arc::new(BillingRetention::new(
+                services.billing.repository().clone(),
+                services.billing.config().invoice_retention.clone(),
+            )),
+            Arc::new(AuditRetention::new(services.audit.clone())),
+        ]
     }
 
     /// The payment processor's webhook signatures, under the configured secret.

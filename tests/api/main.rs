@@ -15,4 +15,5 @@ mod edge;
 mod fhir_validator;
 mod identity;
 mod practice;
+mod retention;
 mod system;

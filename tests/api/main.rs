@@ -16,4 +16,5 @@ mod edge;
 mod fhir_validator;
 mod identity;
 mod practice;
+mod retention;
 mod system;

@@ -15,6 +15,8 @@
 //!   audited) against the server's bare JSON endpoint, on SQLite and PostgreSQL;
 //! - `verify audit`: every chain and signed checkpoint of the audit log.
 //! - `verify consent`: every chain of the consent ledger, and every projection's head.
+//! - `retention run [--dry-run]`: delete or anonymise what has outlived its
+//!   retention period, as the server's retention job does, and report it.
 
 #![allow(
     clippy::print_stdout,
@@ -29,6 +31,7 @@ mod bench_read;
 mod db;
 mod openapi;
 mod outbox;
+mod retention;
 mod seed;
 mod seed_billing;
 mod tidy;
@@ -78,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         target: verify::Target,
     },
+    /// Run the retention engine (R1) by hand.
+    Retention {
+        #[command(subcommand)]
+        action: retention::Action,
+    },
     /// Measure the server and its parts, built in release mode.
     Bench {
         #[command(subcommand)]
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => runtime.block_on(seed::run(args)),
         Command::OutboxSecret(args) => runtime.block_on(outbox::run(args)),
         Command::Verify { target } => runtime.block_on(verify::run(target)),
+        Command::Retention { action } => runtime.block_on(retention::run(action)),
         Command::Bench { target } => runtime.block_on(bench::run(target, &workspace_root())),
     };
     match result {

@@ -14,6 +14,8 @@
 //!   the accounting of disclosures and a subject's own access report;
 //! - [`personal_data`]: the log's part of the rights engine's
 //!   [`kernel::PersonalData`] port (export, erasure by pseudonym).
+//! - [`retention`]: [`retention::AuditRetention`], the retention sweep that blanks
+//!   events past their period through the log's prune.
 //!
 //! `docs/audit.md` explains the design and its limits.
 
@@ -25,6 +27,7 @@ pub mod memory;
 pub mod merkle;
 pub mod personal_data;
 pub mod ports;
+pub mod retention;
 pub mod service;
 pub mod verify;
 

@@ -15,12 +15,15 @@
 //! - [`memory`]: an in-memory repository for tests.
 //! - [`personal_data`]: export and erasure of a billing contact, and invoice
 //!   retention (R2).
+//! - [`retention`]: the retention sweep that anonymises invoices past their
+//!   period (R1).
 
 pub mod memory;
 pub mod model;
 pub mod money;
 pub mod personal_data;
 pub mod ports;
+pub mod retention;
 pub mod sandbox;
 pub mod service;
 pub mod values;

@@ -467,6 +467,41 @@ impl BillingRepository for MemoryBillingRepository {
         }
         Ok(erased)
     }
+
+    async fn invoices_to_anonymise(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        Ok(self
+            .state()
+            .invoices
+            .iter()
+            .filter(|i| names_someone_before(i, cutoff))
+            .count() as u64)
+    }
+
+    async fn anonymise_invoices_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        let mut state = self.state();
+        let mut changed = 0;
+        for invoice in state
+            .invoices
+            .iter_mut()
+            .filter(|i| names_someone_before(i, cutoff))
+        {
+            invoice.body.bill_to = None;
+            invoice.body.contact_user = None;
+            invoice.version += 1;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+}
+
+/// Whether `invoice` was created before `cutoff` and still names who it was
+/// addressed to.
+fn names_someone_before(invoice: &Invoice, cutoff: DateTime<Utc>) -> bool {
+    invoice.body.created_at < cutoff
+        && (invoice.body.bill_to.is_some() || invoice.body.contact_user.is_some())
 }
 
 /// When a subscription next has work due, if it has any.

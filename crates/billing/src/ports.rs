@@ -195,6 +195,20 @@ pub trait BillingRepository: Send + Sync + 'static {
         user: UserId,
         at: DateTime<Utc>,
     ) -> Result<ContactErasure, RepositoryError>;
+
+    /// How many invoices created before `cutoff` still name who they were addressed
+    /// to (a bill-to or a contact user): what
+    /// [`BillingRepository::anonymise_invoices_before`] would change.
+    async fn invoices_to_anonymise(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError>;
+
+    /// Removes the bill-to and the contact user of every invoice created before
+    /// `cutoff` that still has one, bumping each one's version (a writer holding
+    /// the old one conflicts instead of writing them back); its number, lines,
+    /// amounts, status and dates stay. Returns how many changed; idempotent.
+    async fn anonymise_invoices_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
 }
 
 /// What [`BillingRepository::erase_contact`] changed.

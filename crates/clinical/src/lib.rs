@@ -14,6 +14,8 @@
 //!   restriction and `ConsentGate`, then `AuditSink`, failing closed.
 //! - [`personal_data`]: the context's part of the data map, and export, correction,
 //!   erasure and restriction of one person's records for the rights engine.
+//! - [`retention`]: the retention sweep: break-glass grants six years after they
+//!   expired, and whole charts seven years after their last activity (R1).
 //! - [`memory`]: the repository in memory, keeping the port's contract, for tests.
 
 pub mod fhir;
@@ -21,11 +23,13 @@ pub mod memory;
 pub mod model;
 pub mod personal_data;
 pub mod ports;
+pub mod retention;
 pub mod service;
 pub mod values;
 
 pub use model::{Record, RecordBody, RecordKind};
 pub use personal_data::ClinicalPersonalData;
 pub use ports::{ClinicalRepository, RepositoryError};
+pub use retention::ClinicalRetention;
 pub use service::{ClinicalError, ClinicalService};
 pub use values::{Code, CodeSystem, HttpsUrl, PainScore, Prescription, Text, TimeZone, ValueError};

@@ -62,7 +62,7 @@ struct Enrolled {
     since: DateTime<Utc>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inner {
     clients: HashMap<(OrganisationId, UserId), Enrolled>,
     providers: HashSet<(OrganisationId, UserId)>,
@@ -621,72 +621,74 @@ impl ClinicalRepository for MemoryRepository {
     }
 
     async fn erase_subject(&self, subject: SubjectId) -> Result<Vec<Erased>, RepositoryError> {
-        let mut inner = self.lock();
-        let accounts = subject_accounts(&inner, subject);
-        let mut erased = Vec::new();
+        Ok(erase_in(&mut self.lock(), subject, true))
+    }
 
-        let mut records: Vec<Record> = inner
+    async fn dormant_charts(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SubjectId>, RepositoryError> {
+        let inner = self.lock();
+        let client_subject = |organisation, user| {
+            inner
+                .clients
+                .get(&(organisation, user))
+                .map(|e| e.client.subject)
+        };
+        let mut subjects: Vec<SubjectId> = inner
             .records
             .values()
-            .filter(|s| s.current.client.subject == subject)
-            .map(|s| s.current.clone())
+            .map(|s| s.current.client.subject)
+            .chain(inner.appointments.values().map(|a| a.client.subject))
+            .chain(
+                inner
+                    .care_team
+                    .iter()
+                    .filter_map(|m| client_subject(m.organisation, m.client)),
+            )
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter(|s| dormant(&inner, *s, cutoff))
             .collect();
-        records.sort_by_key(|r| (r.created_at, r.id));
-        for r in records {
-            inner.records.remove(&r.id);
-            erased.push(Erased {
-                kind: r.kind().as_str(),
-                id: r.id,
-                category: r.kind().category(),
-            });
+        subjects.sort_by_key(|s| s.as_uuid());
+        subjects.truncate(limit as usize);
+        Ok(subjects)
+    }
+
+    async fn delete_dormant_chart(
+        &self,
+        subject: SubjectId,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Option<Vec<Erased>>, RepositoryError> {
+        let mut inner = self.lock();
+        if !dormant(&inner, subject, cutoff) {
+            return Ok(None);
         }
+        Ok(Some(if dry_run {
+            erase_in(&mut inner.clone(), subject, false)
+        } else {
+            erase_in(&mut inner, subject, false)
+        }))
+    }
 
-        let mut appointments: Vec<(DateTime<Utc>, Uuid)> = inner
-            .appointments
-            .values()
-            .filter(|a| a.client.subject == subject)
-            .map(|a| (a.starts_at, a.id))
-            .collect();
-        appointments.sort_unstable();
-        for (_, id) in appointments {
-            inner.appointments.remove(&id);
-            erased.push(Erased {
-                kind: "appointment",
-                id,
-                category: DataCategory::Appointments,
-            });
+    async fn delete_break_glass_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<u64, RepositoryError> {
+        let mut inner = self.lock();
+        let before = inner.grants.len();
+        if dry_run {
+            return Ok(inner
+                .grants
+                .iter()
+                .filter(|g| g.expires_at < cutoff)
+                .count() as u64);
         }
-
-        let (gone, kept): (Vec<CareTeamMember>, Vec<CareTeamMember>) = inner
-            .care_team
-            .iter()
-            .partition(|m| accounts.contains(&(m.organisation, m.client)));
-        inner.care_team = kept;
-        erased.extend(gone.into_iter().map(|m| Erased {
-            kind: "care_team_member",
-            id: m.provider.as_uuid(),
-            category: DataCategory::Profile,
-        }));
-
-        let (gone, kept): (Vec<BreakGlassGrant>, Vec<BreakGlassGrant>) = inner
-            .grants
-            .drain(..)
-            .partition(|g| g.client.subject == subject);
-        inner.grants = kept;
-        erased.extend(gone.into_iter().map(|g| Erased {
-            kind: "break_glass_grant",
-            id: g.id,
-            category: DataCategory::AccessLog,
-        }));
-
-        if inner.restrictions.remove(&subject).is_some() {
-            erased.push(Erased {
-                kind: "restriction",
-                id: subject.as_uuid(),
-                category: DataCategory::Profile,
-            });
-        }
-        Ok(erased)
+        inner.grants.retain(|g| g.expires_at >= cutoff);
+        Ok((before - inner.grants.len()) as u64)
     }
 
     async fn set_restriction(
@@ -702,6 +704,101 @@ impl ClinicalRepository for MemoryRepository {
         }
         Ok(())
     }
+}
+
+/// Deletes every clinical row of `subject` from `inner` (break-glass grants only
+/// `with_grants`), reporting each.
+fn erase_in(inner: &mut Inner, subject: SubjectId, with_grants: bool) -> Vec<Erased> {
+    let accounts = subject_accounts(inner, subject);
+    let mut erased = Vec::new();
+
+    let mut records: Vec<Record> = inner
+        .records
+        .values()
+        .filter(|s| s.current.client.subject == subject)
+        .map(|s| s.current.clone())
+        .collect();
+    records.sort_by_key(|r| (r.created_at, r.id));
+    for r in records {
+        inner.records.remove(&r.id);
+        erased.push(Erased {
+            kind: r.kind().as_str(),
+            id: r.id,
+            category: r.kind().category(),
+        });
+    }
+
+    let mut appointments: Vec<(DateTime<Utc>, Uuid)> = inner
+        .appointments
+        .values()
+        .filter(|a| a.client.subject == subject)
+        .map(|a| (a.starts_at, a.id))
+        .collect();
+    appointments.sort_unstable();
+    for (_, id) in appointments {
+        inner.appointments.remove(&id);
+        erased.push(Erased {
+            kind: "appointment",
+            id,
+            category: DataCategory::Appointments,
+        });
+    }
+
+    let (gone, kept): (Vec<CareTeamMember>, Vec<CareTeamMember>) = inner
+        .care_team
+        .iter()
+        .partition(|m| accounts.contains(&(m.organisation, m.client)));
+    inner.care_team = kept;
+    erased.extend(gone.into_iter().map(|m| Erased {
+        kind: "care_team_member",
+        id: m.provider.as_uuid(),
+        category: DataCategory::Profile,
+    }));
+
+    let (gone, kept): (Vec<BreakGlassGrant>, Vec<BreakGlassGrant>) = inner
+        .grants
+        .drain(..)
+        .partition(|g| with_grants && g.client.subject == subject);
+    inner.grants = kept;
+    erased.extend(gone.into_iter().map(|g| Erased {
+        kind: "break_glass_grant",
+        id: g.id,
+        category: DataCategory::AccessLog,
+    }));
+
+    if inner.restrictions.remove(&subject).is_some() {
+        erased.push(Erased {
+            kind: "restriction",
+            id: subject.as_uuid(),
+            category: DataCategory::Profile,
+        });
+    }
+    erased
+}
+
+/// Whether `subject`'s chart is dormant at `cutoff` (the port's contract).
+fn dormant(inner: &Inner, subject: SubjectId, cutoff: DateTime<Utc>) -> bool {
+    let accounts = subject_accounts(inner, subject);
+    inner
+        .records
+        .values()
+        .filter(|s| s.current.client.subject == subject)
+        .all(|s| s.current.updated_at < cutoff)
+        && inner
+            .appointments
+            .values()
+            .filter(|a| a.client.subject == subject)
+            .all(|a| a.ends_at < cutoff)
+        && inner
+            .grants
+            .iter()
+            .filter(|g| g.client.subject == subject)
+            .all(|g| g.expires_at < cutoff)
+        && inner
+            .care_team
+            .iter()
+            .filter(|m| accounts.contains(&(m.organisation, m.client)))
+            .all(|m| m.ends_on.is_some_and(|day| day < cutoff.date_naive()) && m.added_at < cutoff)
 }
 
 /// The practice accounts (practice, user) through which `subject` is or was a

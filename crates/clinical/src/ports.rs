@@ -85,7 +85,17 @@ pub struct Erased {
 ///
 /// # Contract
 /// - Every method touches one subject's rows through indexed lookups; none scans a
-///   table of health data.
+///   table of health data, except the retention sweep's ([`dormant_charts`],
+///   [`delete_break_glass_ended_before`]), which run in the background, never on a
+///   request.
+/// - A subject's chart is *dormant* at a cutoff when nothing in it is as recent:
+///   every record was last written, every appointment ended and every break-glass
+///   grant expired before the cutoff, and every care-team membership of their
+///   client accounts ended (its last day) before the cutoff's day and was added
+///   before the cutoff.
+///
+/// [`dormant_charts`]: ClinicalRepository::dormant_charts
+/// [`delete_break_glass_ended_before`]: ClinicalRepository::delete_break_glass_ended_before
 /// - Lists are ordered by (time, id) ascending and start strictly after the cursor.
 /// - `update_records` and `book`/`update_appointment` are atomic: all or nothing.
 #[async_trait]
@@ -238,6 +248,35 @@ pub trait ClinicalRepository: Send + Sync + 'static {
 
     /// Deletes every clinical row of `subject` in one transaction, reporting each.
     async fn erase_subject(&self, subject: SubjectId) -> Result<Vec<Erased>, RepositoryError>;
+
+    /// Up to `limit` subjects, in id order, holding records, appointments or
+    /// care-team memberships whose chart is dormant at `cutoff` (see the contract).
+    async fn dormant_charts(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SubjectId>, RepositoryError>;
+
+    /// Deletes `subject`'s chart if it is still dormant at `cutoff`, in one
+    /// transaction: every record with its versions, appointment, care-team
+    /// membership and the restriction, reporting each; break-glass grants are left
+    /// to [`ClinicalRepository::delete_break_glass_ended_before`]. `None` when the
+    /// chart is no longer dormant: nothing is deleted. With `dry_run`, reports what
+    /// it would delete and deletes nothing.
+    async fn delete_dormant_chart(
+        &self,
+        subject: SubjectId,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Option<Vec<Erased>>, RepositoryError>;
+
+    /// Deletes every break-glass grant that expired before `cutoff` (with
+    /// `dry_run`, only counts them); returns how many.
+    async fn delete_break_glass_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<u64, RepositoryError>;
 
     /// Sets (or, with `Restriction::None`, lifts) the subject's restriction.
     async fn set_restriction(

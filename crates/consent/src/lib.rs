@@ -22,6 +22,8 @@
 //! - [`subprocessors`]: the public sub-processor registry (S3).
 //! - [`service`]: the operations, each audited, and the [`kernel::ConsentGate`].
 //! - [`personal_data`]: export and erasure of a person's consent records.
+//! - [`retention`]: the retention sweep that deletes an erased person's
+//!   pseudonymised chain six years after the erasure (R1).
 //! - [`ports`] and [`memory`]: what storage must guarantee, and an in-memory
 //!   implementation of it.
 //!
@@ -38,6 +40,7 @@ pub mod memory;
 pub mod personal_data;
 pub mod policy;
 pub mod ports;
+pub mod retention;
 pub mod service;
 pub mod subprocessors;
 
@@ -45,4 +48,5 @@ pub use catalogue::{
     ConsentMode, GdprBasis, GdprCondition, HipaaBasis, MarketingMode, PracticePolicy, PurposeRule,
 };
 pub use personal_data::ConsentPersonalData;
+pub use retention::ConsentRetention;
 pub use service::{ConsentService, ConsentServiceError};

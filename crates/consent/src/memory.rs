@@ -24,6 +24,7 @@ struct Inner {
     authorisations: HashMap<SubjectId, Vec<StoredAuthorisation>>,
     settings: HashMap<OrganisationId, PracticeSettings>,
     policies: Vec<PolicyVersion>,
+    erased: HashMap<ChainId, i64>,
 }
 
 /// The consent repository in memory.
@@ -253,12 +254,13 @@ impl ConsentRepository for MemoryRepository {
         Ok(())
     }
 
-    async fn erase(&self, subject: SubjectId) -> Result<Erased, RepositoryError> {
+    async fn erase(&self, subject: SubjectId, erased_at: i64) -> Result<Erased, RepositoryError> {
         let mut inner = self.lock();
         let Some(record) = inner.subjects.remove(&subject) else {
             return Ok(Erased::default());
         };
         let chain = record.state.chain;
+        inner.erased.insert(chain, erased_at);
         let keys: Vec<LedgerCursor> = inner
             .events
             .range((chain, 0)..=(chain, u64::MAX))
@@ -278,6 +280,33 @@ impl ConsentRepository for MemoryRepository {
             authorisations,
             events_kept: keys.len() as u64,
         })
+    }
+
+    async fn erased_events_before(&self, cutoff: i64) -> Result<u64, RepositoryError> {
+        let inner = self.lock();
+        Ok(inner
+            .events
+            .keys()
+            .filter(|(chain, _)| inner.erased.get(chain).is_some_and(|at| *at < cutoff))
+            .count() as u64)
+    }
+
+    async fn delete_erased_before(&self, cutoff: i64) -> Result<u64, RepositoryError> {
+        let mut inner = self.lock();
+        let expired: Vec<ChainId> = inner
+            .erased
+            .iter()
+            .filter(|(_, at)| **at < cutoff)
+            .map(|(chain, _)| *chain)
+            .collect();
+        let before = inner.events.len();
+        inner
+            .events
+            .retain(|(chain, _), _| !expired.contains(chain));
+        for chain in &expired {
+            inner.erased.remove(chain);
+        }
+        Ok((before - inner.events.len()) as u64)
     }
 }
 

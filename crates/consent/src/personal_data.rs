@@ -158,7 +158,10 @@ impl PersonalData for ConsentPersonalData {
             .authorisations(subject)
             .await
             .map_err(unavailable)?;
-        repository.erase(subject).await.map_err(unavailable)?;
+        repository
+            .erase(subject, ctx.at().timestamp_micros())
+            .await
+            .map_err(unavailable)?;
         let until = time(
             ctx.at().timestamp_micros() + i64::from(PROOF_RETENTION_DAYS) * 86_400 * 1_000_000,
         );

@@ -104,7 +104,10 @@ pub type LedgerCursor = (ChainId, u64);
 ///   is created by their first append.
 /// - Nothing in the ledger is updated or deleted, except by
 ///   [`ConsentRepository::erase`], which removes the evidence, the authorisations,
-///   the projection and the link from the subject to the chain, and keeps the events.
+///   the projection and the link from the subject to the chain, keeps the events and
+///   records when the chain was unlinked; and by
+///   [`ConsentRepository::delete_erased_before`], the retention sweep, which deletes
+///   whole chains unlinked long enough ago, with that record.
 #[async_trait]
 pub trait ConsentRepository: Send + Sync + 'static {
     /// The subject's record, if they have one.
@@ -199,8 +202,18 @@ pub trait ConsentRepository: Send + Sync + 'static {
     /// Publishes a version; [`RepositoryError::Conflict`] if `document@version` exists.
     async fn publish(&self, version: &PolicyVersion) -> Result<(), RepositoryError>;
 
-    /// Erases the subject (see the contract).
-    async fn erase(&self, subject: SubjectId) -> Result<Erased, RepositoryError>;
+    /// Erases the subject (see the contract) at `erased_at` (microseconds since the
+    /// epoch), which is recorded beside the chain left behind.
+    async fn erase(&self, subject: SubjectId, erased_at: i64) -> Result<Erased, RepositoryError>;
+
+    /// How many events the chains erased before `cutoff` (microseconds) still hold:
+    /// what [`ConsentRepository::delete_erased_before`] would delete.
+    async fn erased_events_before(&self, cutoff: i64) -> Result<u64, RepositoryError>;
+
+    /// Deletes every chain erased before `cutoff` (microseconds): its events and the
+    /// record of its erasure, in one transaction. Returns how many events were
+    /// deleted; idempotent.
+    async fn delete_erased_before(&self, cutoff: i64) -> Result<u64, RepositoryError>;
 }
 
 /// Tells a person that a policy changed materially. Transactional (U3): always sent.

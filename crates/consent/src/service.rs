@@ -829,7 +829,7 @@ impl ConsentService {
         Ok(report)
     }
 
-    /// The repository, for the personal-data port.
+    /// The repository, for the personal-data port and the retention sweep.
     pub(crate) fn repository(&self) -> &dyn ConsentRepository {
         self.repository.as_ref()
     }

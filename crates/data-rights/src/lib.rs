@@ -19,6 +19,9 @@
 //!   verification, the privacy officer's queue, execution through the contexts
 //!   (archives, journaled erasure and crypto-shredding, rectification, the consent
 //!   path), privacy and security [`case`]s;
+//! - [`retention`]: the retention engine, which runs every context's
+//!   `kernel::personal_data::RetentionSweep` and reports what expired, and the
+//!   check that every declared retention period has a sweep (R1);
 //! - [`archive`]: the files of an answer's archive and the export's JSON Schema;
 //! - [`statements`]: what every answer states (D13);
 //! - [`ports`]: storage, people, the consent ledger, subject keys, the packer;
@@ -37,6 +40,7 @@ pub mod know;
 pub mod memory;
 pub mod ports;
 pub mod request;
+pub mod retention;
 pub mod service;
 pub mod statements;
 

@@ -5,6 +5,7 @@
 //! - [`values`]: parsed inputs (email, phone, names, the password policy);
 //! - [`profile`]: the profile and preferences a person keeps;
 //! - [`personal_data`]: the kernel's `PersonalData` port for this context;
+//! - [`retention`]: its `RetentionSweep`, which deletes expired security events;
 //! - [`model`]: the context's records;
 //! - [`ports`]: the outbound ports, implemented in `store`;
 //! - [`service`]: [`IdentityService`], the inbound port the server calls;
@@ -18,12 +19,14 @@ pub mod model;
 pub mod personal_data;
 pub mod ports;
 pub mod profile;
+pub mod retention;
 pub mod service;
 pub mod throttle;
 pub mod values;
 
 pub use integrations::Credential;
 pub use personal_data::IdentityPersonalData;
+pub use retention::IdentityRetention;
 pub use service::{
     AccountChange, Authenticated, IdentityConfig, IdentityError, IdentityPorts, IdentityService,
     MfaSetup, OrganisationChanges, SecondFactor, SignUp, SignedIn,

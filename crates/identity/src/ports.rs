@@ -165,6 +165,10 @@ pub trait SecurityEventLog: Send + Sync + 'static {
 
     /// Deletes every event older than `cutoff` (the retention sweep); returns how many.
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError>;
+
+    /// How many events are older than `cutoff`: what [`SecurityEventLog::purge_before`]
+    /// would delete (a dry run of the retention sweep).
+    async fn count_before(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }
 
 /// Sends transactional notices. The default adapter writes an outbox table, so

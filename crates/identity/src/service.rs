@@ -314,6 +314,16 @@ impl IdentityService {
         crate::IdentityPersonalData::new(self.ports.clone(), self.config.security_event_retention)
     }
 
+    /// The context's [`kernel::personal_data::RetentionSweep`], for the retention
+    /// engine.
+    #[must_use]
+    pub fn retention(&self) -> crate::IdentityRetention {
+        crate::IdentityRetention::new(
+            self.ports.events.clone(),
+            self.config.security_event_retention,
+        )
+    }
+
     /// The settings in force.
     #[must_use]
     pub const fn config(&self) -> &IdentityConfig {

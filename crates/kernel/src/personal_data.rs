@@ -189,3 +189,66 @@ pub trait PersonalData: Send + Sync + 'static {
         lift: bool,
     ) -> Result<(), PersonalDataError>;
 }
+
+/// What a retention sweep did to records past their retention period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiryAction {
+    /// The records are gone.
+    Deleted,
+    /// The records are kept with every identifying field removed.
+    Anonymised,
+}
+
+impl ExpiryAction {
+    /// The stable machine name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::Anonymised => "anonymised",
+        }
+    }
+}
+
+/// One line of a retention sweep's answer: how many records of a category expired
+/// and what was (or, in a dry run, would be) done to them. Counts only: never
+/// which records, or whose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Expired {
+    /// What kind of data.
+    pub category: DataCategory,
+    /// What happened to it.
+    pub action: ExpiryAction,
+    /// How many records.
+    pub records: u64,
+}
+
+/// A context's retention sweep (R1): finds what has outlived the
+/// [`Retention::Period`] its [`PersonalData::describe`] declares, and deletes or
+/// anonymises it. Categories kept [`Retention::WhileActive`] end with the account
+/// or relationship (the rights engine's erasure), not here.
+///
+/// # Contract
+/// - Idempotent: a second sweep at the same `now` finds nothing more to do.
+/// - With `dry_run`, nothing changes; the answer is what a real sweep at `now`
+///   would do.
+/// - The answer names categories and counts, never records or people; a category
+///   with nothing expired may be left out.
+/// - An implementation may bound the work of one call (and say so); the next call
+///   continues.
+/// - Called by the system (a [`RequestContext::system`] context), which audits the
+///   run; the sweep does not audit itself.
+#[async_trait]
+pub trait RetentionSweep: Send + Sync + 'static {
+    /// The context's stable name, the same as its [`PersonalData::context`].
+    fn context(&self) -> &'static str;
+
+    /// Deletes or anonymises what has expired at `now` (or, with `dry_run`, counts it).
+    async fn sweep(
+        &self,
+        ctx: &RequestContext,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<Expired>, PersonalDataError>;
+}

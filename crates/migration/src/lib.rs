@@ -28,6 +28,7 @@ mod m20261123_000007_consent;
 mod m20261124_000001_clinical;
 mod m20261125_000001_billing;
 mod m20261126_000001_data_rights;
+mod m20261126_000002_consent_erasures;
 
 /// Creates index `name` on `table` over `columns` (unique when asked): the one
 /// helper migrations share; it names nothing of any schema.
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_clinical::Migration),
             Box::new(m20261125_000001_billing::Migration),
             Box::new(m20261126_000001_data_rights::Migration),
+            Box::new(m20261126_000002_consent_erasures::Migration),
         ]
     }
 }

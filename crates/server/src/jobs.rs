@@ -1,17 +1,33 @@
 //! Background jobs the server runs beside the API. The billing job renews
 //! subscriptions, ends trials and cancelled ones, retries failed payments on the
-//! dunning schedule and forgets `Idempotency-Key`s after 24 hours. The retention sweep
-//! deletes security events older than their retention period (C7) and blanks
-//! audit events older than theirs (six years at least; their hashes stay, so the
-//! chains still verify, and a signed checkpoint records how far). It runs at
-//! start and then every interval; with several server processes each runs it, and
-//! the delete is idempotent, so that is harmless.
+//! dunning schedule and forgets `Idempotency-Key`s after 24 hours. The retention
+//! job (R1) runs the retention engine ([`data_rights::retention::RetentionRun`])
+//! over every context's sweep ([`AppState::retention_sweeps`]): security events
+//! older than their period are deleted (C7), audit events older than theirs
+//! blanked (six years at least; their hashes stay, so the chains still verify, and
+//! a signed checkpoint records how far), expired invoices anonymised, erased
+//! people's consent chains deleted six years after the erasure, and dormant
+//! clinical charts and old break-glass grants deleted. It runs at start and then
+//! every interval; with several server processes each runs it, and every sweep is
+//! idempotent, so that is harmless. `cargo xtask retention run [--dry-run]` runs
+//! the same engine by hand ([`run_retention`]).
 
 use std::time::Duration;
 
+use data_rights::retention::{Progress, RetentionReport, RetentionRun};
+use kernel::personal_data::ExpiryAction;
+use kernel::{
+    AuditAction, AuditError, AuditEvent, AuditOutcome, Purpose, RequestContext, ResourceRef,
+};
 use tokio::task::JoinHandle;
 
 use crate::state::AppState;
+
+/// The component the retention engine acts as.
+pub const RETENTION_COMPONENT: &str = "retention";
+
+/// The resource kind of a retention run's audit event (its id is nil).
+pub const RETENTION_RUN: &str = "retention_run";
 
 /// Starts the retention sweep on `state`, every `every`. Abort the handle to stop it.
 #[must_use]
@@ -26,23 +42,75 @@ pub fn spawn_retention(state: AppState, every: Duration) -> JoinHandle<()> {
     })
 }
 
-/// One pass of every retention rule. Failures are logged and retried next pass.
+/// One pass of every retention rule: [`run_retention`], logged. Failures are
+/// logged and retried next pass.
 pub async fn sweep(state: &AppState) {
-    let now = state.clock().now();
-    match state.identity().purge_expired_security_events(now).await {
-        Ok(0) => {}
-        Ok(deleted) => tracing::info!(deleted, "retention: expired security events deleted"),
-        Err(err) => {
-            tracing::warn!(error = %err, "retention: security events not swept; will retry");
-        }
+    if let Err(err) = run_retention(state, false, &mut |_| {}).await {
+        tracing::warn!(error = %err, "retention: not run (the audit log is unavailable); will retry");
     }
-    match state.audit().apply_retention(now).await {
-        Ok(0) => {}
-        Ok(chains) => tracing::info!(chains, "retention: audit events past retention blanked"),
-        Err(err) => {
-            tracing::warn!(error = %err, "retention: audit events not swept; will retry");
-        }
+}
+
+/// Runs every context's retention sweep at the clock's time, as the system (the
+/// `retention` component, for oversight), reporting each step to `progress`.
+///
+/// The run is audited first, once: an [`AuditAction::Erase`] (a dry run: an
+/// [`AuditAction::Read`]) of resource [`RETENTION_RUN`] with a nil id and no
+/// subject, so a run the audit log cannot record deletes nothing (fail closed).
+/// Then one log line gives the totals and one line per category what was done,
+/// with the run's request id; counts only, never a record or a person. A failing
+/// context is logged and reported, and does not stop the others.
+///
+/// # Errors
+/// [`AuditError`]: the run could not be audited, and nothing was swept.
+pub async fn run_retention(
+    state: &AppState,
+    dry_run: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<RetentionReport, AuditError> {
+    let ctx = RequestContext::system(RETENTION_COMPONENT, Purpose::Oversight, state.clock().now());
+    let action = if dry_run {
+        AuditAction::Read
+    } else {
+        AuditAction::Erase
+    };
+    state
+        .audit()
+        .sink()
+        .record(AuditEvent::new(
+            &ctx,
+            action,
+            ResourceRef::new(RETENTION_RUN, uuid::Uuid::nil()),
+            None,
+            AuditOutcome::Allowed,
+        ))
+        .await?;
+    let report = RetentionRun::new(state.retention_sweeps())
+        .run(&ctx, dry_run, progress)
+        .await;
+    let request = ctx.request_id().as_uuid();
+    for (context, expired) in report.lines().filter(|(_, e)| e.records > 0) {
+        tracing::info!(
+            %request,
+            dry_run,
+            context,
+            category = expired.category.as_str(),
+            action = expired.action.as_str(),
+            records = expired.records,
+            "retention: expired records"
+        );
     }
+    for (context, error) in &report.failures {
+        tracing::warn!(%request, context, error = %error, "retention: context not swept; will retry");
+    }
+    tracing::info!(
+        %request,
+        dry_run,
+        deleted = report.total(ExpiryAction::Deleted),
+        anonymised = report.total(ExpiryAction::Anonymised),
+        failed = report.failures.len(),
+        "retention: run done"
+    );
+    Ok(report)
 }
 
 /// How many subscriptions one pass of the billing job steps at most; the next
@@ -70,7 +138,7 @@ pub fn spawn_billing(state: AppState, every: Duration) -> JoinHandle<()> {
 /// optimistic transaction, so a subscription is stepped once.
 pub async fn billing_pass(state: &AppState) {
     let now = state.clock().now();
-    let ctx = kernel::RequestContext::system("billing", kernel::Purpose::Payment, now);
+    let ctx = RequestContext::system("billing", Purpose::Payment, now);
     match state.billing().run_due(&ctx, BILLING_BATCH).await {
         Ok(report) if report == billing::service::RunReport::default() => {}
         Ok(report) => tracing::info!(

@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use audit::AuditService;
 use audit::personal_data::AuditPersonalData;
+use audit::retention::AuditRetention;
 use billing::BillingService;
 use billing::personal_data::BillingPersonalData;
-use clinical::ClinicalService;
-use consent::ConsentService;
+use billing::retention::BillingRetention;
+use clinical::{ClinicalRetention, ClinicalService};
+use consent::{ConsentRetention, ConsentService};
 use crypto::{Keyring, WebhookSigner};
 use data_rights::service::RightsService;
 use identity::IdentityService;
 use kernel::Clock;
+use kernel::personal_data::RetentionSweep;
 use store::Database;
 
 use crate::idempotency::Keys;
@@ -131,6 +134,26 @@ impl AppState {
     #[must_use]
     pub fn rights(&self) -> &RightsService {
         &self.inner.services.rights
+    }
+
+    /// Every context's retention sweep, in the order the retention job runs them:
+    /// identity, clinical, consent, billing, then audit (whose blanking is the
+    /// last word on what the others did before).
+    #[must_use]
+    pub fn retention_sweeps(&self) -> Vec<Arc<dyn RetentionSweep>> {
+        let services = &self.inner.services;
+        vec![
+            Arc::new(services.identity.retention()),
+            Arc::new(ClinicalRetention::new(
+                services.clinical.repository().clone(),
+            )),
+            Arc::new(ConsentRetention::new(services.consent.clone())),
+            Arc::new(BillingRetention::new(
+                services.billing.repository().clone(),
+                services.billing.config().invoice_retention.clone(),
+            )),
+            Arc::new(AuditRetention::new(services.audit.clone())),
+        ]
     }
 
     /// The payment processor's webhook signatures, under the configured secret.

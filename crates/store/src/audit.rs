@@ -15,8 +15,9 @@
 //! Erasure replaces a person's identifiers in past events by their pseudonym
 //! (the commitments the hashes cover stay) and deletes their disclosures' sealed
 //! details, which their destroyed key could never open again. Retention blanks
-//! every column of an event but its position, time and hashes; a blanked event
-//! reads back as an anonymous actor's with empty names and nil ids.
+//! every column of an event but its position, time and hashes, and deletes its
+//! disclosure's sealed details; a blanked event reads back as an anonymous actor's
+//! with empty names and nil ids.
 //!
 //! Times are stored with microsecond precision (PostgreSQL's) in UTC; an event's
 //! time is already truncated to microseconds when it is sealed, so it reads back
@@ -464,6 +465,14 @@ async fn prune(txn: &DatabaseTransaction, point: &PrunePoint) -> Result<(), Audi
         .filter(C::ChainId.eq(point.chain))
         .filter(C::Sequence.lte(through))
         .filter(C::Pruned.eq(false))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    // A blanked event's disclosure details go with it: they were disclosed before
+    // the event was recorded, so they are past the accounting's six years too.
+    audit_disclosure::Entity::delete_many()
+        .filter(audit_disclosure::Column::ChainId.eq(point.chain))
+        .filter(audit_disclosure::Column::Sequence.lte(through))
         .exec(txn)
         .await
         .map_err(unavailable)?;

@@ -68,8 +68,8 @@ use rust_decimal::Decimal;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
-    TransactionTrait,
+    DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -1789,4 +1789,41 @@ impl BillingRepository for SeaOrmBillingRepository {
         }
         Err(RepositoryError::Conflict(ACCOUNT_CHANGED))
     }
+
+    async fn invoices_to_anonymise(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        billing_invoice::Entity::find()
+            .filter(invoices_naming_someone_before(cutoff))
+            .count(self.db.connection())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn anonymise_invoices_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        use billing_invoice::Column as I;
+        billing_invoice::Entity::update_many()
+            .col_expr(I::BillToEnc, Expr::value(Option::<Vec<u8>>::None))
+            .col_expr(I::ContactUserId, Expr::value(Option::<Uuid>::None))
+            .col_expr(I::Version, Expr::col(I::Version).add(1))
+            .filter(invoices_naming_someone_before(cutoff))
+            .exec(self.db.connection())
+            .await
+            .map(|done| done.rows_affected)
+            .map_err(unavailable)
+    }
+}
+
+/// Invoices created before `cutoff` that still name who they were addressed to:
+/// the retention sweep's (one statement, so it counts or changes them all at once).
+fn invoices_naming_someone_before(cutoff: DateTime<Utc>) -> sea_orm::Condition {
+    use billing_invoice::Column as I;
+    sea_orm::Condition::all()
+        .add(I::CreatedAt.lt(stored(cutoff)))
+        .add(
+            sea_orm::Condition::any()
+                .add(I::BillToEnc.is_not_null())
+                .add(I::ContactUserId.is_not_null()),
+        )
 }

@@ -56,8 +56,8 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
-    SqlErr, TransactionTrait,
+    DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -760,21 +760,46 @@ async fn write_erase(
         .await
         .map_err(unavailable)?
         .rows_affected;
-    let mut erased = Vec::new();
     let records = clinical_record::Entity::delete_many()
         .filter(clinical_record::Column::SubjectId.eq(subject))
         .into_query();
-    for (id, kind) in delete_returning(txn, records, true).await? {
-        let kind = kind
-            .as_deref()
-            .and_then(RecordKind::parse)
-            .ok_or_else(|| corrupt(RECORDS))?;
+    let mut erased = erased_records(delete_returning(txn, records, true).await?)?;
+    write_erase_rest(txn, subject, true, &mut erased).await?;
+    if restricted > 0 {
         erased.push(Erased {
-            kind: kind.as_str(),
-            id,
-            category: kind.category(),
+            kind: "restriction",
+            id: subject,
+            category: DataCategory::Consent,
         });
     }
+    Ok(erased)
+}
+
+/// Deleted records as the port reports them.
+fn erased_records(rows: Vec<(Uuid, Option<String>)>) -> Result<Vec<Erased>, RepositoryError> {
+    rows.into_iter()
+        .map(|(id, kind)| {
+            let kind = kind
+                .as_deref()
+                .and_then(RecordKind::parse)
+                .ok_or_else(|| corrupt(RECORDS))?;
+            Ok(Erased {
+                kind: kind.as_str(),
+                id,
+                category: kind.category(),
+            })
+        })
+        .collect()
+}
+
+/// An erasure's statements after the records: versions, appointments, care-team
+/// memberships and (`with_grants`) break-glass grants, each reported into `erased`.
+async fn write_erase_rest(
+    txn: &DatabaseTransaction,
+    subject: Uuid,
+    with_grants: bool,
+    erased: &mut Vec<Erased>,
+) -> Result<(), RepositoryError> {
     clinical_record_version::Entity::delete_many()
         .filter(clinical_record_version::Column::SubjectId.eq(subject))
         .exec(txn)
@@ -790,13 +815,8 @@ async fn write_erase(
             category: DataCategory::Appointments,
         });
     }
-    let accounts = Query::select()
-        .column(user::Column::Id)
-        .from(user::Entity)
-        .and_where(Expr::col(user::Column::SubjectId).eq(subject))
-        .to_owned();
     let memberships = clinical_care_team::Entity::delete_many()
-        .filter(clinical_care_team::Column::ClientId.in_subquery(accounts))
+        .filter(clinical_care_team::Column::ClientId.in_subquery(accounts_of(Expr::value(subject))))
         .into_query();
     for (id, _) in delete_returning(txn, memberships, false).await? {
         erased.push(Erased {
@@ -805,16 +825,109 @@ async fn write_erase(
             category: DataCategory::Profile,
         });
     }
-    let grants = clinical_break_glass::Entity::delete_many()
-        .filter(clinical_break_glass::Column::SubjectId.eq(subject))
-        .into_query();
-    for (id, _) in delete_returning(txn, grants, false).await? {
-        erased.push(Erased {
-            kind: "break_glass_grant",
-            id,
-            category: DataCategory::AccessLog,
-        });
+    if with_grants {
+        let grants = clinical_break_glass::Entity::delete_many()
+            .filter(clinical_break_glass::Column::SubjectId.eq(subject))
+            .into_query();
+        for (id, _) in delete_returning(txn, grants, false).await? {
+            erased.push(Erased {
+                kind: "break_glass_grant",
+                id,
+                category: DataCategory::AccessLog,
+            });
+        }
     }
+    Ok(())
+}
+
+/// The client accounts (user ids) of the subject `subject` names.
+fn accounts_of(subject: Expr) -> SelectStatement {
+    Query::select()
+        .column((user::Entity, user::Column::Id))
+        .from(user::Entity)
+        .and_where(Expr::col((user::Entity, user::Column::SubjectId)).eq(subject))
+        .to_owned()
+}
+
+/// The port's dormancy at `cutoff` of the subject `subject` names (a value, or a
+/// column of an outer query under another alias than the tables named here):
+/// no record written, appointment ended or break-glass grant expired at or after
+/// the cutoff, and no care-team membership open, ending on or after its day, or
+/// added at or after it.
+fn dormant(subject: &Expr, cutoff: DateTime<Utc>) -> Condition {
+    use clinical_appointment::Column as A;
+    use clinical_break_glass::Column as G;
+    use clinical_care_team::Column as T;
+    use clinical_record::Column as R;
+    let at = stored(cutoff);
+    let day = cutoff.date_naive();
+    let one = || Expr::value(1);
+    let record = Query::select()
+        .expr(one())
+        .from(clinical_record::Entity)
+        .and_where(Expr::col((clinical_record::Entity, R::SubjectId)).eq(subject.clone()))
+        .and_where(Expr::col((clinical_record::Entity, R::UpdatedAt)).gte(at))
+        .to_owned();
+    let appointment = Query::select()
+        .expr(one())
+        .from(clinical_appointment::Entity)
+        .and_where(Expr::col((clinical_appointment::Entity, A::SubjectId)).eq(subject.clone()))
+        .and_where(Expr::col((clinical_appointment::Entity, A::EndsAt)).gte(at))
+        .to_owned();
+    let grant = Query::select()
+        .expr(one())
+        .from(clinical_break_glass::Entity)
+        .and_where(Expr::col((clinical_break_glass::Entity, G::SubjectId)).eq(subject.clone()))
+        .and_where(Expr::col((clinical_break_glass::Entity, G::ExpiresAt)).gte(at))
+        .to_owned();
+    let membership = Query::select()
+        .expr(one())
+        .from(clinical_care_team::Entity)
+        .and_where(
+            Expr::col((clinical_care_team::Entity, T::ClientId))
+                .in_subquery(accounts_of(subject.clone())),
+        )
+        .cond_where(
+            Condition::any()
+                .add(Expr::col((clinical_care_team::Entity, T::EndsOn)).is_null())
+                .add(Expr::col((clinical_care_team::Entity, T::EndsOn)).gte(day))
+                .add(Expr::col((clinical_care_team::Entity, T::AddedAt)).gte(at)),
+        )
+        .to_owned();
+    Condition::all()
+        .add(Expr::not_exists(record))
+        .add(Expr::not_exists(appointment))
+        .add(Expr::not_exists(grant))
+        .add(Expr::not_exists(membership))
+}
+
+/// A dormant chart's deletion, inside its transaction: the records first, only
+/// where the chart is dormant (a `DELETE`, so on SQLite the transaction holds the
+/// write lock from the start), then the check that it still is (else `None`, and
+/// the caller rolls back), then the rest of the chart but its break-glass grants.
+async fn write_delete_dormant(
+    txn: &DatabaseTransaction,
+    subject: Uuid,
+    cutoff: DateTime<Utc>,
+) -> Result<Option<Vec<Erased>>, RepositoryError> {
+    let records = clinical_record::Entity::delete_many()
+        .filter(clinical_record::Column::SubjectId.eq(subject))
+        .filter(dormant(&Expr::value(subject), cutoff))
+        .into_query();
+    let mut erased = erased_records(delete_returning(txn, records, true).await?)?;
+    let still = Query::select()
+        .expr(Expr::value(1))
+        .cond_where(dormant(&Expr::value(subject), cutoff))
+        .to_owned();
+    if txn.query_one(&still).await.map_err(unavailable)?.is_none() {
+        return Ok(None);
+    }
+    write_erase_rest(txn, subject, false, &mut erased).await?;
+    let restricted = clinical_restriction::Entity::delete_by_id(subject)
+        .exec(txn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected;
     if restricted > 0 {
         erased.push(Erased {
             kind: "restriction",
@@ -822,7 +935,7 @@ async fn write_erase(
             category: DataCategory::Consent,
         });
     }
-    Ok(erased)
+    Ok(Some(erased))
 }
 
 /// The statements of an update of records, inside its transaction: each
@@ -1565,6 +1678,103 @@ impl ClinicalRepository for SeaOrmClinicalRepository {
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
         let work = write_erase(&txn, subject.as_uuid()).await;
         finish(txn, work, unavailable).await
+    }
+
+    async fn dormant_charts(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SubjectId>, RepositoryError> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            subject_id: Uuid,
+        }
+        let outer = Alias::new("dormant_chart");
+        let subject = || Expr::col((outer.clone(), Alias::new("subject_id")));
+        let from = |table: SelectStatement| {
+            let mut stmt = table;
+            stmt.distinct()
+                .cond_where(dormant(&subject(), cutoff))
+                .order_by((outer.clone(), Alias::new("subject_id")), Order::Asc)
+                .limit(u64::from(limit));
+            stmt
+        };
+        let mut sources = Vec::new();
+        for table in [
+            Alias::new("clinical_records"),
+            Alias::new("clinical_appointments"),
+        ] {
+            sources.push(from(
+                Query::select()
+                    .expr_as(subject(), Alias::new("subject_id"))
+                    .from_as(table, outer.clone())
+                    .to_owned(),
+            ));
+        }
+        // Care-team memberships are by client account: the accounts' subjects.
+        let on_a_team = Query::select()
+            .column((
+                clinical_care_team::Entity,
+                clinical_care_team::Column::ClientId,
+            ))
+            .from(clinical_care_team::Entity)
+            .to_owned();
+        sources.push(from(
+            Query::select()
+                .expr_as(subject(), Alias::new("subject_id"))
+                .from_as(user::Entity, outer.clone())
+                .and_where(Expr::col((outer.clone(), Alias::new("id"))).in_subquery(on_a_team))
+                .to_owned(),
+        ));
+        let mut subjects = std::collections::BTreeSet::new();
+        for stmt in &sources {
+            let rows: Vec<Row> = select_rows(self.db.connection(), stmt).await?;
+            subjects.extend(rows.into_iter().map(|r| r.subject_id));
+        }
+        Ok(subjects
+            .into_iter()
+            .take(limit as usize)
+            .map(SubjectId::from_uuid)
+            .collect())
+    }
+
+    async fn delete_dormant_chart(
+        &self,
+        subject: SubjectId,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Option<Vec<Erased>>, RepositoryError> {
+        let txn = self.db.connection().begin().await.map_err(unavailable)?;
+        match write_delete_dormant(&txn, subject.as_uuid(), cutoff).await {
+            Ok(Some(erased)) if !dry_run => finish(txn, Ok(Some(erased)), unavailable).await,
+            // A dry run, or a chart no longer dormant: nothing stays deleted.
+            Ok(answer) => {
+                txn.rollback().await.map_err(unavailable)?;
+                Ok(answer)
+            }
+            Err(err) => finish(txn, Err(err), unavailable).await,
+        }
+    }
+
+    async fn delete_break_glass_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<u64, RepositoryError> {
+        let ended = clinical_break_glass::Column::ExpiresAt.lt(stored(cutoff));
+        if dry_run {
+            return clinical_break_glass::Entity::find()
+                .filter(ended)
+                .count(self.db.connection())
+                .await
+                .map_err(unavailable);
+        }
+        clinical_break_glass::Entity::delete_many()
+            .filter(ended)
+            .exec(self.db.connection())
+            .await
+            .map(|done| done.rows_affected)
+            .map_err(unavailable)
     }
 
     async fn set_restriction(

@@ -1,6 +1,7 @@
 //! [`SeaOrmConsentRepository`]: the consent context's `ConsentRepository` port on
 //! `consent_subjects`, `consent_events`, `consent_evidence`,
-//! `consent_authorisations`, `consent_settings` and `consent_policies`.
+//! `consent_authorisations`, `consent_settings`, `consent_policies` and
+//! `consent_erasures`.
 //!
 //! An append is one transaction whose first statement moves the subject's head
 //! with a conditional `UPDATE` (`... WHERE subject_id = ? AND chain_id = ? AND
@@ -52,7 +53,7 @@ use consent::ports::{
 };
 use crypto::{FieldBinding, Keyring, KeyringError};
 use kernel::{DataCategory, OrganisationId, Purpose, Regime, Sensitive, SubjectId, UserId};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, ExprTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
@@ -60,8 +61,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use self::entity::{
-    consent_authorisation, consent_event, consent_evidence, consent_policy, consent_setting,
-    consent_subject,
+    consent_authorisation, consent_erasure, consent_event, consent_evidence, consent_policy,
+    consent_setting, consent_subject,
 };
 use crate::Database;
 use crate::rows::{finish, row_binding, stored};
@@ -101,7 +102,7 @@ impl SeaOrmConsentRepository {
         use consent_event::Column as C;
         let mut query = consent_event::Entity::find();
         if let Some(organisation) = organisation {
-            let chains = sea_orm::sea_query::Query::select()
+            let chains = Query::select()
                 .column(consent_subject::Column::ChainId)
                 .from(consent_subject::Entity)
                 .and_where(consent_subject::Column::OrganisationId.eq(organisation.as_uuid()))
@@ -403,6 +404,7 @@ async fn write_append(txn: &DatabaseTransaction, rows: AppendRows) -> Result<(),
 async fn write_erase(
     txn: &DatabaseTransaction,
     subject: Uuid,
+    erased_at: i64,
 ) -> Result<Option<Erased>, RepositoryError> {
     let evidence = consent_evidence::Entity::delete_many()
         .filter(consent_evidence::Column::SubjectId.eq(subject))
@@ -427,6 +429,13 @@ async fn write_erase(
         .exec(txn)
         .await
         .map_err(unavailable)?;
+    consent_erasure::Entity::insert(consent_erasure::ActiveModel {
+        chain_id: Set(row.chain_id),
+        erased_at: Set(erased_at),
+    })
+    .exec_without_returning(txn)
+    .await
+    .map_err(unavailable)?;
     let events_kept = consent_event::Entity::find()
         .filter(consent_event::Column::ChainId.eq(row.chain_id))
         .count(txn)
@@ -836,9 +845,9 @@ impl ConsentRepository for SeaOrmConsentRepository {
             .map_err(conflict_or_unavailable)
     }
 
-    async fn erase(&self, subject: SubjectId) -> Result<Erased, RepositoryError> {
+    async fn erase(&self, subject: SubjectId, erased_at: i64) -> Result<Erased, RepositoryError> {
         let txn = self.db.connection().begin().await.map_err(unavailable)?;
-        match write_erase(&txn, subject.as_uuid()).await {
+        match write_erase(&txn, subject.as_uuid(), erased_at).await {
             Ok(Some(erased)) => finish(txn, Ok(erased), conflict_or_unavailable).await,
             // No record: nothing to erase (and nothing was deleted to keep).
             Ok(None) => {
@@ -849,4 +858,53 @@ impl ConsentRepository for SeaOrmConsentRepository {
             Err(err) => finish(txn, Err(err), conflict_or_unavailable).await,
         }
     }
+
+    async fn erased_events_before(&self, cutoff: i64) -> Result<u64, RepositoryError> {
+        consent_event::Entity::find()
+            .filter(consent_event::Column::ChainId.in_subquery(erased_before(cutoff)))
+            .count(self.db.connection())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn delete_erased_before(&self, cutoff: i64) -> Result<u64, RepositoryError> {
+        let txn = self.db.connection().begin().await.map_err(unavailable)?;
+        let work = write_delete_erased(&txn, cutoff).await;
+        finish(txn, work, unavailable).await
+    }
+}
+
+/// The chains whose subject was erased before `cutoff` (µs).
+fn erased_before(cutoff: i64) -> SelectStatement {
+    Query::select()
+        .column(consent_erasure::Column::ChainId)
+        .from(consent_erasure::Entity)
+        .and_where(consent_erasure::Column::ErasedAt.lt(cutoff))
+        .to_owned()
+}
+
+/// The retention sweep's deletion, inside its transaction: the events of every
+/// chain erased before `cutoff` first (a write, so SQLite holds its lock from the
+/// start), any evidence left beside them, then the records of those erasures.
+async fn write_delete_erased(
+    txn: &DatabaseTransaction,
+    cutoff: i64,
+) -> Result<u64, RepositoryError> {
+    let events = consent_event::Entity::delete_many()
+        .filter(consent_event::Column::ChainId.in_subquery(erased_before(cutoff)))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected;
+    consent_evidence::Entity::delete_many()
+        .filter(consent_evidence::Column::ChainId.in_subquery(erased_before(cutoff)))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    consent_erasure::Entity::delete_many()
+        .filter(consent_erasure::Column::ErasedAt.lt(cutoff))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    Ok(events)
 }

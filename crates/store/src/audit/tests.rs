@@ -52,6 +52,7 @@ on_both_databases!(
     a_failed_batch_writes_nothing,
     checkpoints_round_trip,
     malformed_rows_are_reported_as_corrupt,
+    retention_sweep_blanks_only_expired_events,
 );
 
 /// The adapter on one migrated database.
@@ -931,5 +932,149 @@ async fn throughput_on_sqlite_reaches_20k_events_per_second() {
     let elapsed = started.elapsed().as_secs_f64();
     let rate = 30_000.0 / elapsed;
     assert!(rate >= 20_000.0, "{rate:.0} events/s");
+    world.drop().await;
+}
+
+/// Pseudonyms for the service (the sweep never erases anyone).
+struct NoPseudonyms;
+
+impl ::audit::Pseudonymiser for NoPseudonyms {
+    fn pseudonym(&self, id: Uuid) -> Hash {
+        Hash::of(&[id.as_bytes()])
+    }
+}
+
+/// R1: the audit sweep blanks the events of every chain older than the retention
+/// period (and their disclosures' details), counting only those not yet blanked;
+/// a dry run counts and changes nothing; the log still verifies.
+async fn retention_sweep_blanks_only_expired_events(test_db: TestDatabase) {
+    use ::audit::retention::AuditRetention;
+    use ::audit::{AuditLog, AuditService, LogConfig, service::DEFAULT_RETENTION};
+    use kernel::personal_data::{Expired, ExpiryAction, RetentionSweep};
+    use kernel::{AuditSink, DataCategory, ManualClock, RequestContext};
+
+    let world = World::new(test_db).await;
+    a_user_row(world.db()).await;
+    let now = moment(0);
+    let clock = Arc::new(ManualClock::new(now));
+    let repository: Arc<dyn AuditRepository> = Arc::new(world.repo.clone());
+    let key = || SigningKey::from_seed(&[7; 32]).expect("seed");
+    let start = |label: &str| {
+        AuditLog::start(
+            repository.clone(),
+            key(),
+            clock.clone(),
+            LogConfig {
+                label: label.to_owned(),
+                ..LogConfig::default()
+            },
+        )
+    };
+    let ours = start("this process").await.expect("starts");
+    let theirs = start("another process").await.expect("starts");
+    let service = AuditService::new(
+        repository.clone(),
+        ours.clone(),
+        Vec::new(),
+        Arc::new(NoPseudonyms),
+        TimeDelta::days(1),
+    );
+    assert_eq!(
+        service.retention(),
+        DEFAULT_RETENTION,
+        "never under six years"
+    );
+    let organisation = OrganisationId::new();
+    let subject = SubjectId::new();
+    let ago = |days: i64| now - TimeDelta::days(days);
+    let disclosed = |at| {
+        let mut event = read(UserId::new(), organisation, subject, at);
+        event.action = AuditAction::Disclose;
+        event.with_disclosure(Disclosure {
+            recipient: "County health department".to_owned(),
+            description: "lab panel".to_owned(),
+            legal_basis: "45 CFR 164.512(b)".to_owned(),
+            disclosed_at: at,
+        })
+    };
+    // Six years and a little more ago, five years ago, and today.
+    for event in [
+        read(UserId::new(), organisation, subject, ago(2_300)),
+        disclosed(ago(2_250)),
+        read(UserId::new(), organisation, subject, ago(2_200)),
+        read(UserId::new(), organisation, subject, ago(1_900)),
+        read(UserId::new(), organisation, subject, now),
+    ] {
+        ours.record(event).await.expect("durable");
+    }
+    for event in [
+        read(UserId::new(), organisation, subject, ago(2_400)),
+        read(UserId::new(), organisation, subject, ago(1_850)),
+    ] {
+        theirs.record(event).await.expect("durable");
+    }
+    let sweep = AuditRetention::new(service.clone());
+    assert_eq!(sweep.context(), "audit");
+    let ctx = RequestContext::system("retention", Purpose::Legal, now);
+    let expired = |records| {
+        vec![Expired {
+            category: DataCategory::AccessLog,
+            action: ExpiryAction::Anonymised,
+            records,
+        }]
+    };
+    let pruned = |chain| {
+        let repo = world.repo.clone();
+        async move {
+            repo.events(chain, 0, u32::MAX)
+                .await
+                .expect("reads")
+                .iter()
+                .filter(|e| e.pruned)
+                .count()
+        }
+    };
+
+    assert_eq!(
+        sweep.sweep(&ctx, now, true).await.expect("counts"),
+        expired(4)
+    );
+    assert_eq!(pruned(ours.chain()).await + pruned(theirs.chain()).await, 0);
+    assert_eq!(count_rows(world.db(), "audit_disclosures").await, 1);
+
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expired(4)
+    );
+    assert_eq!(pruned(ours.chain()).await, 3);
+    assert_eq!(pruned(theirs.chain()).await, 1);
+    assert_eq!(
+        count_rows(world.db(), "audit_disclosures").await,
+        0,
+        "a blanked disclosure's details go with it"
+    );
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expired(0)
+    );
+
+    // A year later the five-year-old events are past it too: only they count.
+    let later = now + TimeDelta::days(365);
+    assert_eq!(
+        sweep.sweep(&ctx, later, true).await.expect("counts"),
+        expired(2)
+    );
+    assert_eq!(
+        sweep.sweep(&ctx, later, false).await.expect("sweeps"),
+        expired(2)
+    );
+    assert_eq!(pruned(ours.chain()).await, 4);
+    assert_eq!(pruned(theirs.chain()).await, 2);
+
+    let report = ::audit::verify::verify_repository(repository.as_ref(), &[key().verifying_key()])
+        .await
+        .expect("reads");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.pruned, 6);
     world.drop().await;
 }

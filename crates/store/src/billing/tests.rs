@@ -63,6 +63,7 @@ on_both_databases!(
     invoices_page_newest_first_and_check_versions,
     payments_refunds_and_events_are_recorded_once,
     erasing_a_contact_anonymises_once,
+    retention_anonymises_only_expired_invoices,
     billing_contacts_are_sealed_at_rest,
     a_bill_to_that_does_not_open_is_unavailable,
     idempotency_keys_replay_refuse_and_release,
@@ -1661,6 +1662,150 @@ async fn erasing_a_contact_anonymises_once(test_db: TestDatabase) {
             .map(|a| a.updated_at),
         Some(at(9))
     );
+    world.drop().await;
+}
+
+/// R1: invoices older than their retention period lose their bill-to and contact
+/// (and nothing else, and no other invoice); a dry run counts them and changes
+/// nothing; a second sweep finds nothing; a writer holding an invoice read before
+/// conflicts instead of writing the bill-to back.
+async fn retention_anonymises_only_expired_invoices(test_db: TestDatabase) {
+    use billing::personal_data::InvoiceRetention;
+    use billing::retention::BillingRetention;
+    use kernel::personal_data::{Expired, ExpiryAction, RetentionSweep};
+    use kernel::{DataCategory, Purpose, RequestContext};
+
+    let world = World::new(test_db).await;
+    let practice = OrganisationId::new();
+    let contact = UserId::new();
+    let bill = || Some(bill_to("Olive Owner", "olive@harbour.example"));
+    let issued = |days: i64, bill_to: Option<BillTo>, contact: Option<UserId>| NewInvoice {
+        created_at: at(days),
+        due_at: at(days + 14),
+        ..new_invoice(practice, eur("10.00"), bill_to, contact)
+    };
+    // Seven years is 2,557 days: created before `now - 2557 days` has expired.
+    let invoices = world
+        .commit(Changes {
+            new_invoices: vec![
+                issued(-3_000, bill(), Some(contact)),
+                issued(-2_558, bill(), None),
+                issued(-2_600, None, Some(contact)),
+                issued(-2_900, None, None),
+                issued(-2_557, bill(), Some(contact)),
+                issued(-10, bill(), Some(contact)),
+            ],
+            ..Changes::default()
+        })
+        .await;
+    let paid = payment(&invoices[0], eur("24.60"), "ch_retained");
+    world
+        .commit(Changes {
+            payments: vec![Write::Insert(paid.clone())],
+            ..Changes::default()
+        })
+        .await;
+    let now = at(0);
+    let sweep = BillingRetention::new(world.repo.clone(), InvoiceRetention::default());
+    assert_eq!(sweep.context(), "billing");
+    let ctx = RequestContext::system("retention", Purpose::Legal, now);
+    let expired = |records| {
+        vec![Expired {
+            category: DataCategory::Billing,
+            action: ExpiryAction::Anonymised,
+            records,
+        }]
+    };
+    let stored = || async {
+        let mut out = Vec::new();
+        for invoice in &invoices {
+            out.push(
+                world
+                    .repo
+                    .invoice(practice, invoice.body.id)
+                    .await
+                    .expect("reads")
+                    .expect("kept"),
+            );
+        }
+        out
+    };
+
+    assert_eq!(
+        sweep.sweep(&ctx, now, true).await.expect("counts"),
+        expired(3)
+    );
+    assert_eq!(stored().await, invoices, "a dry run changes nothing");
+
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expired(3)
+    );
+    let after = stored().await;
+    for (n, (after, before)) in after.iter().zip(&invoices).enumerate() {
+        if n < 3 {
+            let anonymised = Invoice {
+                body: NewInvoice {
+                    bill_to: None,
+                    contact_user: None,
+                    ..before.body.clone()
+                },
+                version: before.version + 1,
+                ..before.clone()
+            };
+            assert_eq!(
+                after, &anonymised,
+                "invoice {n} is anonymised, the rest kept"
+            );
+        } else {
+            assert_eq!(after, before, "invoice {n} is untouched");
+        }
+    }
+    assert_eq!(
+        world
+            .repo
+            .invoices_of_contact(contact)
+            .await
+            .expect("reads"),
+        invoices[4..].to_vec()
+    );
+    assert_eq!(
+        world.count("billing_invoices").await,
+        6,
+        "nothing is deleted"
+    );
+    assert_eq!(
+        world
+            .repo
+            .payments(invoices[0].body.id)
+            .await
+            .expect("reads"),
+        vec![paid]
+    );
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expired(0)
+    );
+    assert_eq!(
+        sweep.sweep(&ctx, now, true).await.expect("counts"),
+        expired(0)
+    );
+
+    // A writer that read the invoice before the sweep cannot write its bill-to back.
+    let stale = next(&invoices[0], |i| {
+        i.body.status = InvoiceStatus::Paid;
+        i.version += 1;
+    });
+    conflict(
+        world
+            .repo
+            .commit(Changes {
+                invoices: vec![stale],
+                ..Changes::default()
+            })
+            .await,
+    );
+    assert_eq!(stored().await, after);
     world.drop().await;
 }
 

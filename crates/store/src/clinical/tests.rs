@@ -63,6 +63,7 @@ on_both_databases!(
     restrictions_round_trip_through_the_client,
     erasure_removes_everything_once,
     health_data_is_sealed_at_rest,
+    retention_deletes_dormant_charts_and_old_grants_only,
 );
 
 /// The adapters on one migrated database.
@@ -1483,6 +1484,223 @@ async fn health_data_is_sealed_at_rest(test_db: TestDatabase) {
             .expect("reads")
             .items,
         vec![g]
+    );
+    world.drop().await;
+}
+
+/// Minutes in `n` days.
+const fn days(n: i64) -> i64 {
+    n * 24 * 60
+}
+
+/// R1: the sweep deletes break-glass grants six years after they expired, and a
+/// chart seven years after its last activity: whole (records with versions,
+/// appointments, care team, restriction), and only when nothing in it is recent.
+/// A dry run reports the same and deletes nothing; a second sweep finds nothing.
+async fn retention_deletes_dormant_charts_and_old_grants_only(test_db: TestDatabase) {
+    use clinical::ClinicalRetention;
+    use kernel::personal_data::{Expired, ExpiryAction, RetentionSweep};
+    use kernel::{Purpose, RequestContext};
+
+    let world = World::new(test_db).await;
+    let practice = world.practice().await;
+    let provider = world.provider(&practice).await;
+    // Seven years (2,557 days) before `now` is day 43; six years (2,192 days) is day 408.
+    let now = at(days(2_600));
+    let chart_cutoff = at(days(43));
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(world.client(&practice).await);
+    }
+    let [a, b, c, d, e, f] = [0, 1, 2, 3, 4, 5].map(|i| clients[i]);
+
+    // A: everything long ago: dormant.
+    let r = record(a, condition("Sciatica"), at(0), provider);
+    world.repo.insert_record(&r).await.expect("inserts");
+    let r2 = next_version(&r, condition("Sciatica, improving"), at(2), provider);
+    world
+        .repo
+        .update_records(&[(&r2, 1)])
+        .await
+        .expect("updates");
+    let m = record(a, medication("Pregabalin"), at(1), provider);
+    world.repo.insert_record(&m).await.expect("inserts");
+    world
+        .repo
+        .book(&appointment(a, provider, 60, 90))
+        .await
+        .expect("books");
+    world
+        .repo
+        .add_care_team_member(&member(a, provider, -1, Some(10)))
+        .await
+        .expect("adds");
+    let old_grant = grant(a, practice.owner, "Emergency", 0, 60);
+    world
+        .repo
+        .grant_break_glass(&old_grant)
+        .await
+        .expect("grants");
+    world
+        .repo
+        .set_restriction(a.subject, &Restriction::All)
+        .await
+        .expect("restricts");
+    // B: an old record written again on day 100.
+    let rb = record(b, condition("Gout"), at(0), provider);
+    world.repo.insert_record(&rb).await.expect("inserts");
+    let rb2 = next_version(&rb, condition("Gout, resolved"), at(days(100)), provider);
+    world
+        .repo
+        .update_records(&[(&rb2, 1)])
+        .await
+        .expect("updates");
+    // C: an old record, and a care-team membership still open.
+    world
+        .repo
+        .insert_record(&record(c, condition("Asthma"), at(0), provider))
+        .await
+        .expect("inserts");
+    world
+        .repo
+        .add_care_team_member(&member(c, provider, -1, None))
+        .await
+        .expect("adds");
+    // D: an old record, and an appointment ending on day 50.
+    world
+        .repo
+        .insert_record(&record(d, condition("Migraine"), at(0), provider))
+        .await
+        .expect("inserts");
+    world
+        .repo
+        .book(&appointment(d, provider, days(50) - 30, days(50)))
+        .await
+        .expect("books");
+    // E: only a care-team membership, ended on day 5: dormant.
+    world
+        .repo
+        .add_care_team_member(&member(e, provider, -1, Some(5)))
+        .await
+        .expect("adds");
+    // F: an old record, and a grant that expired on day 500 (kept, and keeping the chart).
+    world
+        .repo
+        .insert_record(&record(f, condition("Fracture"), at(0), provider))
+        .await
+        .expect("inserts");
+    let recent = grant(f, practice.owner, "Emergency", days(500) - 60, days(500));
+    world.repo.grant_break_glass(&recent).await.expect("grants");
+
+    let mut expected = vec![a.subject, e.subject];
+    expected.sort_by_key(|s| s.as_uuid());
+    assert_eq!(
+        world
+            .repo
+            .dormant_charts(chart_cutoff, 10)
+            .await
+            .expect("reads"),
+        expected
+    );
+    assert_eq!(
+        world
+            .repo
+            .dormant_charts(chart_cutoff, 1)
+            .await
+            .expect("reads"),
+        expected[..1]
+    );
+    // A chart no longer dormant at the cutoff is left whole.
+    assert_eq!(
+        world
+            .repo
+            .delete_dormant_chart(b.subject, chart_cutoff, false)
+            .await
+            .expect("checks"),
+        None
+    );
+
+    let tables = [
+        "clinical_records",
+        "clinical_record_versions",
+        "clinical_appointments",
+        "clinical_care_team",
+        "clinical_break_glass",
+        "clinical_restrictions",
+    ];
+    let counts = || async {
+        let mut out = Vec::new();
+        for table in tables {
+            out.push(world.count(table).await);
+        }
+        out
+    };
+    let before = counts().await;
+    let sweep = ClinicalRetention::new(world.repo.clone());
+    assert_eq!(sweep.context(), "clinical");
+    let ctx = RequestContext::system("retention", Purpose::Legal, now);
+    let report = |profile, health, medications, appointments, grants| {
+        let line = |category, records| Expired {
+            category,
+            action: ExpiryAction::Deleted,
+            records,
+        };
+        vec![
+            line(DataCategory::Profile, profile),
+            line(DataCategory::HealthRecord, health),
+            line(DataCategory::Medications, medications),
+            line(DataCategory::TreatmentPlans, 0),
+            line(DataCategory::ExercisePrograms, 0),
+            line(DataCategory::Appointments, appointments),
+            line(DataCategory::Communications, 0),
+            line(DataCategory::AccessLog, grants),
+        ]
+    };
+    // Profile: A's and E's memberships and A's restriction.
+    let expected = report(3, 1, 1, 1, 1);
+    assert_eq!(
+        sweep.sweep(&ctx, now, true).await.expect("counts"),
+        expected
+    );
+    assert_eq!(counts().await, before, "a dry run deletes nothing");
+
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expected
+    );
+    let held = |subject| world.repo.subject_holdings(subject);
+    let gone = held(a.subject).await.expect("reads");
+    assert!(gone.records.is_empty() && gone.versions.is_empty());
+    assert!(gone.appointments.is_empty() && gone.care_team.is_empty());
+    assert!(gone.break_glass.is_empty());
+    assert!(held(e.subject).await.expect("reads").care_team.is_empty());
+    assert_eq!(
+        world
+            .repo
+            .client(practice.id, a.user)
+            .await
+            .expect("reads")
+            .map(|access| access.restricted),
+        Some(Restriction::None)
+    );
+    for (client, records) in [(b, 1), (c, 1), (d, 1), (f, 1)] {
+        assert_eq!(
+            held(client.subject).await.expect("reads").records.len(),
+            records,
+            "a chart with recent activity is kept"
+        );
+    }
+    assert_eq!(held(c.subject).await.expect("reads").care_team.len(), 1);
+    assert_eq!(held(d.subject).await.expect("reads").appointments.len(), 1);
+    assert_eq!(
+        held(f.subject).await.expect("reads").break_glass,
+        vec![recent]
+    );
+    // B's two versions, C's, D's and F's records: four records, five versions.
+    assert_eq!(counts().await, vec![4, 5, 1, 1, 1, 0]);
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        report(0, 0, 0, 0, 0)
     );
     world.drop().await;
 }

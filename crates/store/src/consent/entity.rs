@@ -36,7 +36,8 @@ pub(super) mod consent_subject {
 }
 
 pub(super) mod consent_event {
-    //! `consent_events`: the chained events, append-only.
+    //! `consent_events`: the chained events, append-only until the retention sweep
+    //! deletes the chains of subjects erased long enough ago.
     use sea_orm::entity::prelude::*;
 
     /// One event.
@@ -189,6 +190,28 @@ pub(super) mod consent_policy {
         pub summary: String,
         /// When it was published, µs.
         pub published_at: i64,
+    }
+
+    /// No relations are navigated.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(super) mod consent_erasure {
+    //! `consent_erasures`: when a chain was unlinked from its erased subject.
+    use sea_orm::entity::prelude::*;
+
+    /// One erased chain.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consent_erasures")]
+    pub struct Model {
+        /// The chain.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub chain_id: Uuid,
+        /// When its subject was erased, µs.
+        pub erased_at: i64,
     }
 
     /// No relations are navigated.

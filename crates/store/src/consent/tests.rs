@@ -63,6 +63,8 @@ on_both_databases!(
     shredded_keys_read_as_absent,
     evidence_and_authorisations_are_sealed_at_rest,
     settings_and_policies_round_trip,
+    retention_deletes_chains_erased_six_years_ago,
+    the_migration_dates_chains_erased_before_it,
 );
 
 /// The adapter on one migrated database.
@@ -759,7 +761,11 @@ async fn erasure_keeps_the_pseudonymous_events_only(test_db: TestDatabase) {
     let events_before = world.repo.events_after(None, 100).await.expect("reads");
     assert_eq!(events_before.len(), 4);
 
-    let report = world.repo.erase(erased).await.expect("erases");
+    let report = world
+        .repo
+        .erase(erased, now_micros())
+        .await
+        .expect("erases");
     assert_eq!(
         report,
         Erased {
@@ -804,11 +810,19 @@ async fn erasure_keeps_the_pseudonymous_events_only(test_db: TestDatabase) {
     );
 
     assert_eq!(
-        world.repo.erase(erased).await.expect("erases again"),
+        world
+            .repo
+            .erase(erased, now_micros())
+            .await
+            .expect("erases again"),
         Erased::default()
     );
     assert_eq!(
-        world.repo.erase(SubjectId::new()).await.expect("erases"),
+        world
+            .repo
+            .erase(SubjectId::new(), now_micros())
+            .await
+            .expect("erases"),
         Erased::default()
     );
     // Someone erased may come back: a new record under a new chain.
@@ -1080,5 +1094,185 @@ async fn a_practices_export_holds_only_its_subjects_chains(test_db: TestDatabase
         .await
         .expect("reads");
     assert!(unknown.is_empty());
+    world.drop().await;
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+/// Registers `subject` and records one grant and one authorisation for them.
+async fn consenting(service: &ConsentService, subject: SubjectId, organisation: OrganisationId) {
+    service
+        .register(subject, Some(organisation), false)
+        .await
+        .expect("registers");
+    let ctx = ctx(UserId::new(), organisation, "ua");
+    service
+        .record(
+            &ctx,
+            subject,
+            &Change {
+                purpose: Some(Purpose::MarketingEmail),
+                ..Change::by_person(LedgerAction::Grant, Channel::Web)
+            },
+        )
+        .await
+        .expect("grants");
+    service
+        .authorise(
+            &ctx,
+            subject,
+            &hipaa("Ada Client"),
+            Authority::Person,
+            Channel::Web,
+        )
+        .await
+        .expect("authorises");
+}
+
+/// R1: six years after a subject's erasure their pseudonymised chain is deleted;
+/// a chain erased more recently, and a live subject's, stay; a dry run counts and
+/// deletes nothing; a second sweep finds nothing; what is left verifies.
+async fn retention_deletes_chains_erased_six_years_ago(test_db: TestDatabase) {
+    use consent::ConsentRetention;
+    use kernel::personal_data::{Expired, ExpiryAction, RetentionSweep};
+
+    let world = World::new(test_db).await;
+    let (service, _sink) = world.service().await;
+    let organisation = OrganisationId::new();
+    let (long_ago, lately, live) = (SubjectId::new(), SubjectId::new(), SubjectId::new());
+    for subject in [long_ago, lately, live] {
+        consenting(&service, subject, organisation).await;
+    }
+    let now = Utc::now();
+    let days_ago = |days: i64| (now - chrono::TimeDelta::days(days)).timestamp_micros();
+    let chain_of = |subject| {
+        let repo = world.repo.clone();
+        async move {
+            repo.subject(subject)
+                .await
+                .expect("reads")
+                .expect("a record")
+                .state
+                .chain
+        }
+    };
+    let (old_chain, recent_chain) = (chain_of(long_ago).await, chain_of(lately).await);
+    world
+        .repo
+        .erase(long_ago, days_ago(2_193))
+        .await
+        .expect("erases");
+    world
+        .repo
+        .erase(lately, days_ago(2_191))
+        .await
+        .expect("erases");
+    assert_eq!(count_rows(world.db(), "consent_erasures").await, 2);
+    let all = world.repo.events_after(None, 100).await.expect("reads");
+    assert_eq!(all.len(), 6);
+
+    let sweep = ConsentRetention::new(service.clone());
+    assert_eq!(sweep.context(), "consent");
+    let rights = RequestContext::system("retention", Purpose::Legal, now);
+    let expired = |records| {
+        vec![Expired {
+            category: DataCategory::Consent,
+            action: ExpiryAction::Deleted,
+            records,
+        }]
+    };
+    assert_eq!(
+        sweep.sweep(&rights, now, true).await.expect("counts"),
+        expired(2)
+    );
+    assert_eq!(
+        world.repo.events_after(None, 100).await.expect("reads"),
+        all,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(
+        sweep.sweep(&rights, now, false).await.expect("sweeps"),
+        expired(2)
+    );
+    let left = world.repo.events_after(None, 100).await.expect("reads");
+    assert_eq!(
+        left,
+        all.iter()
+            .filter(|e| e.chain != old_chain)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert!(left.iter().any(|e| e.chain == recent_chain));
+    assert_eq!(count_rows(world.db(), "consent_erasures").await, 1);
+    assert_eq!(world.repo.history(live).await.expect("reads").len(), 2);
+    assert_eq!(
+        world.repo.authorisations(live).await.expect("reads").len(),
+        1
+    );
+    assert_eq!(
+        sweep.sweep(&rights, now, false).await.expect("sweeps"),
+        expired(0)
+    );
+    let report = verify_repository(world.repo.as_ref())
+        .await
+        .expect("verifies");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.chains, report.events), (2, 4));
+
+    // Two days on, the other erasure is six years old too.
+    let later = now + chrono::TimeDelta::days(2);
+    assert_eq!(
+        sweep.sweep(&rights, later, false).await.expect("sweeps"),
+        expired(2)
+    );
+    assert_eq!(count_rows(world.db(), "consent_erasures").await, 0);
+    assert_eq!(
+        world
+            .repo
+            .events_after(None, 100)
+            .await
+            .expect("reads")
+            .len(),
+        2
+    );
+    world.drop().await;
+}
+
+/// Chains unlinked before erasures were dated are dated by the migration, at its
+/// run: kept at least as long as they had to be. Linked chains get no date.
+async fn the_migration_dates_chains_erased_before_it(test_db: TestDatabase) {
+    let world = World::new(test_db).await;
+    let (service, _sink) = world.service().await;
+    let organisation = OrganisationId::new();
+    let (erased, live) = (SubjectId::new(), SubjectId::new());
+    for subject in [erased, live] {
+        consenting(&service, subject, organisation).await;
+    }
+    let chain = world
+        .repo
+        .subject(erased)
+        .await
+        .expect("reads")
+        .expect("a record")
+        .state
+        .chain;
+    world.repo.erase(erased, 0).await.expect("erases");
+    world
+        .db()
+        .migrate_down(Some(1))
+        .await
+        .expect("migrates down");
+    let before = now_micros();
+    world.db().migrate_up(None).await.expect("migrates up");
+    let after = now_micros();
+    let rows = super::entity::consent_erasure::Entity::find()
+        .all(world.db().connection())
+        .await
+        .expect("reads");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].chain_id, chain.0);
+    assert!((before..=after).contains(&rows[0].erased_at), "{rows:?}");
     world.drop().await;
 }

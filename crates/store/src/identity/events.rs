@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use identity::model::{SecurityEvent, SecurityEventKind};
 use identity::ports::{RepositoryError, SecurityEventLog};
 use kernel::UserId;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
 use super::entity::security_event::{ActiveModel, Column, Entity, Model};
 use super::{address, corrupt, stored, unavailable, utc};
@@ -83,6 +86,14 @@ impl SecurityEventLog for SeaOrmSecurityEventLog {
             .exec(self.db.connection())
             .await
             .map(|done| done.rows_affected)
+            .map_err(unavailable)
+    }
+
+    async fn count_before(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        Entity::find()
+            .filter(Column::At.lt(stored(cutoff)))
+            .count(self.db.connection())
+            .await
             .map_err(unavailable)
     }
 }

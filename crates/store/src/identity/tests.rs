@@ -60,6 +60,7 @@ on_both_databases!(
     failures_and_verification_update_the_account,
     sessions_are_found_touched_listed_and_revoked,
     security_events_list_newest_first,
+    retention_deletes_only_expired_security_events,
     outbox_seals_the_token,
 );
 
@@ -802,6 +803,76 @@ async fn security_events_list_newest_first(test_db: TestDatabase) {
             .await
             .expect("lists")
             .is_empty()
+    );
+    world.drop().await;
+}
+
+/// R1: the sweep deletes the events older than the retention period and no
+/// other; a dry run counts them and deletes nothing; a second sweep finds nothing.
+async fn retention_deletes_only_expired_security_events(test_db: TestDatabase) {
+    use kernel::personal_data::{Expired, ExpiryAction, RetentionSweep};
+    use kernel::{DataCategory, Purpose, RequestContext};
+
+    let world = World::new(test_db).await;
+    let ada = world.practice("ada@example.com").await.user.id;
+    let now = now();
+    let event = |user: Option<UserId>, days_ago: i64| SecurityEvent {
+        id: Uuid::now_v7(),
+        user,
+        kind: SecurityEventKind::SignInFailed,
+        at: now - TimeDelta::days(days_ago),
+        client_address: Some(IpAddr::from([198, 51, 100, 4])),
+        user_agent: None,
+        country: None,
+    };
+    let old = [
+        event(Some(ada), 400),
+        event(None, 366),
+        event(Some(ada), 731),
+    ];
+    let kept = [event(Some(ada), 364), event(Some(ada), 0), event(None, 30)];
+    for e in old.iter().chain(&kept) {
+        world.events.record(e).await.expect("records");
+    }
+    // Exactly at the period's edge is not yet past it.
+    let mut edge = event(Some(ada), 365);
+    edge.at = now - TimeDelta::days(365);
+    world.events.record(&edge).await.expect("records");
+
+    let sweep =
+        identity::IdentityRetention::new(Arc::new(world.events.clone()), TimeDelta::days(365));
+    assert_eq!(sweep.context(), "identity");
+    let ctx = RequestContext::system("retention", Purpose::Legal, now);
+    let expired = |records| {
+        vec![Expired {
+            category: DataCategory::SecurityEvents,
+            action: ExpiryAction::Deleted,
+            records,
+        }]
+    };
+    assert_eq!(
+        sweep.sweep(&ctx, now, true).await.expect("counts"),
+        expired(3)
+    );
+    assert_eq!(
+        world.count("security_events").await,
+        7,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expired(3)
+    );
+    assert_eq!(world.count("security_events").await, 4);
+    let left = world.events.events_of(ada, 10).await.expect("lists");
+    assert_eq!(left, vec![kept[1].clone(), kept[0].clone(), edge]);
+    assert_eq!(
+        sweep.sweep(&ctx, now, false).await.expect("sweeps"),
+        expired(0)
+    );
+    assert_eq!(
+        sweep.sweep(&ctx, now, true).await.expect("counts"),
+        expired(0)
     );
     world.drop().await;
 }

@@ -18,7 +18,7 @@ use tests::{TestApp, both_databases};
 /// billing account, cards, the subscription), allowed or refused. And every
 /// step of a rights request: filing, the archive's download, an agent's
 /// appointment, the privacy officer's queue, reads and decisions.
-const AUDITED: [&str; 74] = [
+const AUDITED: [&str; 75] = [
     "createPlan",
     "revisePlan",
     "setTaxRate",
@@ -93,6 +93,7 @@ const AUDITED: [&str; 74] = [
     "extendRightsRequest",
     "denyRightsRequest",
     "executeRightsRequest",
+    "getResearchExtract",
 ];
 
 /// Audited operations on the caller's own data only: no one else can be refused
@@ -1259,6 +1260,24 @@ async fn exercise_rights(
             for_client,
             p.staff,
             erasure,
+            403,
+            "denied",
+        ),
+        call(
+            "getResearchExtract",
+            "GET",
+            format!("/v1/organisations/{org}/research-extract?purpose=research"),
+            p.officer,
+            none(),
+            200,
+            "allowed",
+        ),
+        call(
+            "getResearchExtract",
+            "GET",
+            format!("/v1/organisations/{org}/research-extract?purpose=research"),
+            p.staff,
+            none(),
             403,
             "denied",
         ),

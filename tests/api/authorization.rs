@@ -273,7 +273,7 @@ const BILLING_OPERATOR: [&str; 9] = [
 /// officer) file for a client; its privacy officer alone works the queue. A
 /// member without the role gets 403 in its own practice, another practice's
 /// caller 404 (`rights_operations_refuse_other_practices_and_roles` below).
-const RIGHTS_PRACTICE: [&str; 7] = [
+const RIGHTS_PRACTICE: [&str; 8] = [
     "fileClientRightsRequest",
     "listRightsQueue",
     "getQueuedRightsRequest",
@@ -281,6 +281,7 @@ const RIGHTS_PRACTICE: [&str; 7] = [
     "extendRightsRequest",
     "denyRightsRequest",
     "executeRightsRequest",
+    "getResearchExtract",
 ];
 
 /// Privacy and security cases are worked by the platform's office (the
@@ -871,6 +872,7 @@ both_databases!(async fn rights_operations_refuse_other_practices_and_roles(app)
             .replace("{organisation_id}", &org)
             .replace("{user_id}", &client.user_id)
             .replace("{id}", &request_id);
+        let path = if id == "getResearchExtract" { format!("{path}?purpose=research") } else { path };
         let body = rights_body(&id);
         // Another practice's admin: the practice does not exist for them.
         let status = call_with(&app, &method, &path, &other_admin, &body).await.status();

@@ -183,12 +183,15 @@ both_databases!(async fn a_deletion_request_needs_the_password_then_deactivates_
         Some(json!({ "password": "not the password at all" }))).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(app.count_rows("account_deletion_requests").await, 0);
+    assert_eq!(app.count_rows("rights_requests").await, 0);
     assert_eq!(me(&app, &token).await["user"]["status"], "active", "nothing changed");
 
     let accepted = json_of(send(&app, reqwest::Method::POST, "/v1/me/deletion-requests", Some(&token),
         Some(json!({ "password": TEST_PASSWORD }))).await, 202).await;
     assert_eq!(accepted["status"], "received");
     assert_eq!(app.count_rows("account_deletion_requests").await, 1);
+    // The erasure is filed with the rights engine, for the privacy officer.
+    assert_eq!(app.count_rows("rights_requests").await, 1);
     // Every session ended at once; signing in again is refused.
     let resp = send(&app, reqwest::Method::GET, "/v1/me", Some(&token), None).await;
     assert_eq!(resp.status(), 401);

@@ -334,6 +334,12 @@ both_databases!(async fn a_client_found_to_be_under_13_is_frozen_and_flagged_for
     assert_eq!(refused["detail"], "The email or password is wrong.");
     assert_eq!(app.count_rows("deletion_flags").await, 1);
     assert!(app.security_event_kinds(&client.user_id).await.contains(&"account_frozen".to_owned()));
+    // The child's erasure waits in the practice's rights queue for the officer.
+    let queue: Value = send(&app, reqwest::Method::GET, &format!("/v1/organisations/{org}/rights-requests"), Some(&officer.token), None).await.json().await.expect("JSON");
+    let items = queue["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{queue}");
+    assert_eq!(items[0]["kind"], "erasure");
+    assert_eq!(items[0]["status"], "awaiting_verification");
     // Reported again: 409; an admin cannot enable it back.
     problem(post(&app, &report, Some(&admin), &json!({})).await, 409).await;
     let members: Value = send(&app, reqwest::Method::GET, &format!("/v1/organisations/{org}/members"), Some(&admin), None).await.json().await.expect("JSON");

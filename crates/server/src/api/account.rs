@@ -461,8 +461,9 @@ impl AccountApi {
 
     /// Ask for the caller's account to be deleted, confirming with the password.
     /// The account is deactivated and every session ended at once; the request is
-    /// recorded and answered by the privacy-rights process, which erases the
-    /// account (keeping only what the law requires, stated in the answer).
+    /// recorded, and an erasure request is filed with the rights engine (see
+    /// `listRightsRequests`), which the practice's privacy officer carries out,
+    /// keeping only what the law requires, stated in the answer.
     #[oai(
         path = "/me/deletion-requests",
         method = "post",
@@ -482,6 +483,21 @@ impl AccountApi {
                 &ctx,
                 Sensitive::new(body.0.password),
                 &identity::SecondFactor::from_fields(body.0.totp_code, body.0.recovery_code),
+            )
+            .await?;
+        // The erasure itself is the rights engine's: the request joins the home
+        // practice's queue, on GDPR's clock (the shortest), for the privacy officer
+        // to carry out. Filing again returns the open one.
+        self.state
+            .rights()
+            .file(
+                &ctx,
+                data_rights::service::Filing {
+                    kind: data_rights::RequestKind::Erasure,
+                    regime: kernel::Regime::Gdpr,
+                    on_behalf_of: data_rights::service::OnBehalfOf::Myself,
+                    detail: data_rights::request::RequestDetail::None,
+                },
             )
             .await?;
         Ok(Accepted::Accepted(Json(DeletionRequestView {

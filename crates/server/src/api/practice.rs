@@ -505,7 +505,8 @@ impl PracticeApi {
 
     /// Report a client whose home practice is this one as under 13 (provider, org_admin or
     /// privacy_officer): the account is frozen, its sessions end at once, and it
-    /// is flagged for deletion (O1).
+    /// is flagged for deletion (O1): an erasure request for the child is filed
+    /// in the practice's rights queue.
     #[oai(
         path = "/organisations/:organisation_id/clients/:user_id/under-13-report",
         method = "post",
@@ -525,6 +526,23 @@ impl PracticeApi {
                 &ctx,
                 OrganisationId::from_uuid(organisation_id.0),
                 UserId::from_uuid(user_id.0),
+            )
+            .await?;
+        // The child's data is to be deleted promptly (O1): an erasure request on
+        // the child's behalf goes to the practice's privacy officer, who verifies
+        // and carries it out. Filing again returns the open one.
+        self.state
+            .rights()
+            .file(
+                &ctx.with_purpose(Purpose::SubjectRequest),
+                data_rights::service::Filing {
+                    kind: data_rights::RequestKind::Erasure,
+                    regime: kernel::Regime::Gdpr,
+                    on_behalf_of: data_rights::service::OnBehalfOf::Client {
+                        user: UserId::from_uuid(user_id.0),
+                    },
+                    detail: data_rights::request::RequestDetail::None,
+                },
             )
             .await?;
         Ok(Done::NoContent)

@@ -447,9 +447,12 @@ impl RightsApi {
         req: &Request,
         auth: SessionAuth,
         organisation_id: Path<Uuid>,
-        purpose: Query<String>,
+        purpose: Query<super::views::ExtractPurpose>,
     ) -> Result<Found<super::views::ResearchExtractView>, ApiError> {
-        let purpose = super::purpose(Some(&purpose.0))?;
+        let purpose = match purpose.0 {
+            super::views::ExtractPurpose::Research => Purpose::Research,
+            super::views::ExtractPurpose::Analytics => Purpose::Analytics,
+        };
         let ctx = self.member(req, &auth);
         let result = self
             .rights()

@@ -723,6 +723,16 @@ pub struct CaseList {
     pub items: Vec<CaseView>,
 }
 
+/// What a research extract is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ExtractPurpose {
+    /// Research (needs the client's opt-in).
+    Research,
+    /// Analytics.
+    Analytics,
+}
+
 /// One de-identified record of a research extract.
 #[derive(Debug, Object)]
 pub struct ResearchRecordView {

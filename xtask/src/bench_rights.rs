@@ -60,8 +60,10 @@
 //! # Profile
 //! Unless `--no-profile`: in the first round, after the timed export, each
 //! context's `export` of the same subject is timed alone, then the archive's
-//! files (`data_rights::archive::export_parts`) and the ZIP with its digest
-//! (`server::rights::ZipPacker`); and per database one more subject with the
+//! files (`data_rights::archive::export_parts`), the ZIP with its digest
+//! (`server::rights::ZipPacker`), and the archive sealed and stored
+//! (`store::SeaOrmRightsRepository::put_archive`, the stored bytes again, so the
+//! request's digest still holds); and per database one more subject with the
 //! largest N is erased context by context (`PersonalData::erase` in the engine's
 //! order, then the key), each step timed. These say which part dominates.
 //!
@@ -681,7 +683,10 @@ impl Population {
         }
 
         let export_profile = if profile {
-            Some(self.export_profile(&subject, &request).await?)
+            Some(
+                self.export_profile(&subject, &request, &download.bytes)
+                    .await?,
+            )
         } else {
             None
         };
@@ -742,11 +747,14 @@ impl Population {
         ]
     }
 
-    /// Each part of an export, timed alone on `subject` (still holding their data).
+    /// Each part of an export, timed alone on `subject` (still holding their
+    /// data); last, `stored` (the request's archive as downloaded) sealed and
+    /// stored again for the request, as the engine stores it.
     async fn export_profile(
         &self,
         subject: &Subject,
         request: &data_rights::RightsRequest,
+        stored: &[u8],
     ) -> Result<Vec<Part>, String> {
         let ctx = self.person(subject);
         let mut parts = Vec::new();
@@ -795,6 +803,26 @@ impl Population {
             "ZIP and SHA-256",
             started.elapsed(),
             packed.bytes.len(),
+        ));
+        // The same bytes as stored, so the request's digest still holds.
+        let repository = store::SeaOrmRightsRepository::new(
+            self.state.database().clone(),
+            self.state.keyring().clone(),
+        );
+        let started = Instant::now();
+        data_rights::ports::RightsRepository::put_archive(
+            &repository,
+            request.id,
+            request.organisation,
+            request.subject,
+            stored,
+        )
+        .await
+        .map_err(|e| format!("storing the archive: {e}"))?;
+        parts.push(Part::new(
+            "archive sealed and stored",
+            started.elapsed(),
+            stored.len(),
         ));
         Ok(parts)
     }
@@ -1508,8 +1536,11 @@ impl Report {
                     .iter()
                     .map(|p| format!("{} {:.1}", p.name, p.ms))
                     .collect();
+                let parts_ms: f64 = parts.iter().map(|p| p.ms).sum();
+                let timed = c.samples.first().map_or(f64::NAN, |s| s.access_ms);
                 println!(
-                    "export profile, {} clients, N = {} (ms): {}",
+                    "export profile, {} clients, N = {} (ms): {}; sum {parts_ms:.1} of this \
+                     subject's timed export {timed:.1}",
                     c.clients,
                     c.records,
                     steps.join(", ")
@@ -1573,6 +1604,9 @@ mod tests {
                 .find(|p| p.name == "clinical export")
                 .expect("clinical exported");
             assert!(clinical.size >= c.records as usize, "{profile:?}");
+            let stored = profile.last().expect("steps");
+            assert_eq!(stored.name, "archive sealed and stored");
+            assert_eq!(stored.size as u64, c.samples[0].archive_bytes);
         }
         // Background clients, the bench's subjects (2 rounds × 2 N, and one
         // profiled); erased subjects lose their membership.

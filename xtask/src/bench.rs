@@ -1,6 +1,7 @@
 //! `cargo xtask bench identity`: does a flood of sign-ins starve other requests?
 //! (`bench audit` is in [`crate::bench_audit`], `bench consent` in
-//! [`crate::bench_consent`], `bench read` in [`crate::bench_read`].)
+//! [`crate::bench_consent`], `bench read` in [`crate::bench_read`], `bench rights`
+//! in [`crate::bench_rights`].)
 //!
 //! Builds the real server in release mode, starts it on a temporary SQLite
 //! database with the production password iterations (600,000; never the insecure
@@ -53,6 +54,10 @@ pub enum Target {
     /// decryption, a durable audit event) against the server's bare JSON
     /// endpoint, on SQLite and PostgreSQL.
     Read(crate::bench_read::ReadArgs),
+    /// A data subject's export and erasure through the rights engine, with
+    /// 10, 1,000 and 10,000 records, in databases of 10,000 and 1,000,000
+    /// clients.
+    Rights(crate::bench_rights::RightsArgs),
 }
 
 /// Options of `bench identity`.
@@ -122,6 +127,7 @@ pub async fn run(target: Target, root: &Path) -> Result<(), String> {
         Target::Audit(args) => crate::bench_audit::run(args, root).await,
         Target::Consent(args) => crate::bench_consent::run(args, root).await,
         Target::Read(args) => crate::bench_read::run(args, root).await,
+        Target::Rights(args) => crate::bench_rights::run(args, root).await,
     }
 }
 

@@ -13,6 +13,8 @@
 //!   and 1,000,000 subjects in one run, against a `HashMap` lookup floor;
 //! - `bench read`: reads of clinical records (authenticated, checked, decrypted,
 //!   audited) against the server's bare JSON endpoint, on SQLite and PostgreSQL;
+//! - `bench rights`: a data subject's export and erasure with 10, 1,000 and 10,000
+//!   records, in databases of 10,000 and 1,000,000 clients in one run;
 //! - `verify audit`: every chain and signed checkpoint of the audit log.
 //! - `verify consent`: every chain of the consent ledger, and every projection's head.
 //! - `retention run [--dry-run]`: delete or anonymise what has outlived its
@@ -28,6 +30,7 @@ mod bench;
 mod bench_audit;
 mod bench_consent;
 mod bench_read;
+mod bench_rights;
 mod db;
 mod openapi;
 mod outbox;

@@ -724,7 +724,7 @@ fn text<const MAX: usize>(s: &str) -> Result<Text<MAX>, String> {
 }
 
 /// A body through the domain's own parser, as the API builds one.
-fn body(kind: RecordKind, content: Value) -> Result<RecordBody, String> {
+pub(crate) fn body(kind: RecordKind, content: Value) -> Result<RecordBody, String> {
     RecordBody::from_json(kind, content)
         .map_err(|e| format!("a seeded {} body: {e}", kind.as_str()))
 }
@@ -775,7 +775,7 @@ const LAST_NAMES: [&str; 16] = [
     "Dubois",
 ];
 
-fn person_name(n: u64) -> String {
+pub(crate) fn person_name(n: u64) -> String {
     let n = n as usize;
     format!(
         "{} {}",
@@ -801,12 +801,12 @@ fn practice_name(n: u64) -> String {
 }
 
 /// A North American number in the 555-01xx fictional range.
-fn phone(n: u64) -> String {
+pub(crate) fn phone(n: u64) -> String {
     format!("+1555{:07}", 100 + n % 9_999_900)
 }
 
 /// An adult's birth date, between 1945 and 2004.
-fn birth_date(n: u64) -> Result<NaiveDate, String> {
+pub(crate) fn birth_date(n: u64) -> Result<NaiveDate, String> {
     let year = 1945 + i32::try_from(n % 60).map_err(|e| e.to_string())?;
     let ordinal = 1 + u32::try_from(n * 37 % 365).map_err(|e| e.to_string())?;
     NaiveDate::from_yo_opt(year, ordinal).ok_or_else(|| "a birth date out of range".to_owned())
@@ -865,7 +865,7 @@ const EXERCISES: [(&str, &str, &str, &[&str]); 4] = [
     ),
 ];
 
-fn condition(n: usize, today: NaiveDate) -> Value {
+pub(crate) fn condition(n: usize, today: NaiveDate) -> Value {
     let (code, text) = CONDITIONS[n % CONDITIONS.len()];
     let onset = today - Duration::days(30 + (n % 700) as i64);
     json!({
@@ -876,12 +876,12 @@ fn condition(n: usize, today: NaiveDate) -> Value {
     })
 }
 
-fn medication(n: usize) -> Value {
+pub(crate) fn medication(n: usize) -> Value {
     let (name, dose, frequency) = MEDICATIONS[n % MEDICATIONS.len()];
     json!({ "name": name, "dose": dose, "frequency": frequency, "status": "active" })
 }
 
-fn allergy(n: usize) -> Value {
+pub(crate) fn allergy(n: usize) -> Value {
     let (substance, reaction, severity) = ALLERGIES[n % ALLERGIES.len()];
     json!({ "substance": substance, "reaction": reaction, "severity": severity, "status": "active" })
 }

@@ -135,11 +135,12 @@ fn header(request: &RightsRequest) -> RequestHeader<'static> {
 fn part(name: &'static str, value: &impl Serialize) -> Result<ArchivePart, serde_json::Error> {
     Ok(ArchivePart {
         name,
-        content: serde_json::to_vec_pretty(value)?,
+        content: serde_json::to_vec(value)?,
     })
 }
 
-/// The parts of an access or portability archive.
+/// The parts of an access or portability archive. JSON is written compact (an
+/// archive of 10,000 records is tens of megabytes; a reader formats it).
 ///
 /// # Errors
 /// Serialisation failed.

@@ -113,22 +113,19 @@ pub const EXPORT_SCHEMA: &str = r#"{
 "#;
 
 #[derive(Serialize)]
-struct RequestHeader<'a> {
+struct RequestHeader {
     id: String,
     kind: &'static str,
     regime: &'static str,
     received_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<&'a str>,
 }
 
-fn header(request: &RightsRequest) -> RequestHeader<'static> {
+fn header(request: &RightsRequest) -> RequestHeader {
     RequestHeader {
         id: request.id.to_string(),
         kind: request.kind.as_str(),
         regime: request.regime.as_str(),
         received_at: request.received_at,
-        note: None,
     }
 }
 

@@ -355,6 +355,7 @@ impl RightsService {
         Ok(())
     }
 
+    /// Audits a refused filing (`Create`) and passes `err` on.
     async fn refuse(
         &self,
         ctx: &RequestContext,
@@ -363,10 +364,24 @@ impl RightsService {
         reason: &'static str,
         err: RightsError,
     ) -> RightsError {
+        self.refuse_as(ctx, AuditAction::Create, resource, subject, reason, err)
+            .await
+    }
+
+    /// Audits a refusal of `action` and passes `err` on (or the audit's failure).
+    async fn refuse_as(
+        &self,
+        ctx: &RequestContext,
+        action: AuditAction,
+        resource: ResourceRef,
+        subject: Option<SubjectId>,
+        reason: &'static str,
+        err: RightsError,
+    ) -> RightsError {
         match self
             .audit(
                 ctx,
-                AuditAction::Create,
+                action,
                 resource,
                 subject,
                 AuditOutcome::Denied { reason },
@@ -692,7 +707,14 @@ impl RightsService {
         let reference = ResourceRef::new(resource::ARCHIVE, id.as_uuid());
         if !self.is_party(ctx, &request).await? {
             return Err(self
-                .refuse_read(ctx, reference, request.subject, "not_a_party")
+                .refuse_as(
+                    ctx,
+                    AuditAction::Export,
+                    reference,
+                    Some(request.subject),
+                    "not_a_party",
+                    RightsError::NotFound,
+                )
                 .await);
         }
         let Some(RequestResult::Archive { sha256, .. }) = request.result.clone() else {
@@ -717,28 +739,6 @@ impl RightsService {
             sha256,
             media_type: self.ports().packer.media_type(),
         })
-    }
-
-    async fn refuse_read(
-        &self,
-        ctx: &RequestContext,
-        resource: ResourceRef,
-        subject: SubjectId,
-        reason: &'static str,
-    ) -> RightsError {
-        match self
-            .audit(
-                ctx,
-                AuditAction::Export,
-                resource,
-                Some(subject),
-                AuditOutcome::Denied { reason },
-            )
-            .await
-        {
-            Ok(()) => RightsError::NotFound,
-            Err(e) => e,
-        }
     }
 
     // ---------------------------------------------------------------- agents
